@@ -1,1 +1,3 @@
-return 0;
+using MLNode.Worker.Hosting;
+
+return await WorkerCommand.RunAsync(args);

@@ -1,0 +1,74 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using MLNode.Runtime.Registry;
+
+namespace MLNode.Engines.Hosting;
+
+/// <summary>Finds (and if needed fetches or generates) the folder that holds a registry entry's files.</summary>
+public interface IModelFolders
+{
+    Task<string> ResolveAsync(ModelEntry entry, CancellationToken ct);
+
+    /// <summary>The files to verify when the entry lists none (the hub's LFS hashes); empty when nothing can be checked.</summary>
+    IReadOnlyList<ModelFile> HubFiles(string folder);
+}
+
+/// <summary>A model that cannot be loaded for a reason the caller can fix (unknown id, no engine, bad args).</summary>
+public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Owns the one loaded model: resolves its folder, verifies every weight file, builds the executor
+/// through the engine that supports its architecture, and hands that single instance to every role.
+/// </summary>
+public sealed class ModelHost(
+    IModelFolders folders,
+    WeightVerifier verifier,
+    IEnumerable<IExecutorFactory> factories,
+    ILogger<ModelHost> logger) : IAsyncDisposable
+{
+    private readonly IReadOnlyList<IExecutorFactory> _factories = factories.ToList();
+    private volatile IModelExecutor? _current;
+
+    public IModelExecutor? Current => _current;
+
+    /// <summary>Time the last successful load took, for /metrics.</summary>
+    public TimeSpan? LastLoadTime { get; private set; }
+
+    public bool CanServe(ModelEntry entry) => _factories.Any(f => f.Supports(entry.Modality, entry.Architecture));
+
+    public async Task<IModelExecutor> LoadAsync(ModelEntry entry, EngineArgs args, CancellationToken ct)
+    {
+        if (_current is not null)
+            throw new InvalidOperationException($"model {_current.Card.Id} is loaded; unload it first");
+        var factory = _factories.FirstOrDefault(f => f.Supports(entry.Modality, entry.Architecture))
+            ?? throw new ModelLoadException($"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'");
+        if (args.MaxModelLen > entry.Limits.MaxModelLen)
+            throw new ModelLoadException($"additional_args: --max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}");
+
+        var watch = Stopwatch.StartNew();
+        logger.LogInformation("Loading {Model} ({Architecture}, {Dtype})", entry.Id, entry.Architecture, entry.Dtype);
+        var folder = await folders.ResolveAsync(entry, ct);
+        var files = entry.Files ?? folders.HubFiles(folder);
+        if (files.Count == 0)
+            logger.LogWarning("{Model}: no file hashes known (local folder without a file list); weights are not verified", entry.Id);
+        else
+            await verifier.VerifyAsync(folder, files, ct);
+
+        var executor = await factory.LoadAsync(new ModelLoadRequest(entry, folder, args), ct);
+        _current = executor;
+        LastLoadTime = watch.Elapsed;
+        logger.LogInformation("Loaded {Model} from {Folder} in {Seconds:F1} s ({Params:N0} parameters on {Device})",
+            entry.Id, folder, watch.Elapsed.TotalSeconds, executor.Card.ParameterCount, executor.Card.Device);
+        return executor;
+    }
+
+    public async Task UnloadAsync()
+    {
+        var executor = Interlocked.Exchange(ref _current, null);
+        if (executor is null) return;
+        await executor.DisposeAsync();
+        logger.LogInformation("Unloaded {Model}", executor.Card.Id);
+    }
+
+    public ValueTask DisposeAsync() => new(UnloadAsync());
+}

@@ -1,0 +1,74 @@
+using Microsoft.Extensions.Options;
+using MLNode.Engines.Hosting;
+using MLNode.Runtime.Gpu;
+using MLNode.Runtime.Registry;
+using MLNode.Runtime.Torch;
+using MLNode.Worker.Api;
+using MLNode.Worker.Node;
+using Prometheus;
+
+namespace MLNode.Worker.Hosting;
+
+/// <summary>Composition of the worker: options, services, the two listeners and every route.</summary>
+public static class WorkerApp
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Configuration.AddEnvironmentVariables("MLNODE_");
+        if (Environment.GetEnvironmentVariable("MLNODE_LIBTORCH") is { Length: > 0 } libtorch)
+            builder.Configuration["Runtime:Libtorch"] = libtorch;
+        if (Environment.GetEnvironmentVariable("INFERENCE_PORT") is { Length: > 0 } inferencePort)
+            builder.Configuration["Worker:InferencePort"] = inferencePort;
+        builder.Configuration.AddCommandLine(args, WorkerCommand.SwitchMappings);
+        // With the shipped registry and nothing chosen, serve the demo LLM so every endpoint answers out of the box.
+        var defaultSetup = builder.Configuration["Worker:Models"] is null && builder.Configuration["Worker:Load"] is null;
+        configure?.Invoke(builder);
+
+        builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
+            .Validate(o => o.Port is > 0 and < 65536 && o.InferencePort is > 0 and < 65536 && o.Port != o.InferencePort,
+                "Worker:Port and Worker:InferencePort must be distinct TCP ports");
+        var options = builder.Configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
+
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-dd HH:mm:ss.fff ";
+        });
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.Limits.MaxRequestBodySize = 64L << 20;
+            k.Listen(System.Net.IPAddress.Parse(options.Host), options.Port);
+            k.Listen(System.Net.IPAddress.Parse(options.Host), options.InferencePort);
+        });
+
+        var registry = ModelRegistry.Load(options.Models);
+        builder.Services.AddSingleton(registry);
+        builder.Services.AddSingleton(new InferencePort(options.InferencePort));
+        builder.Services.AddSingleton(sp => TorchRuntime.Initialize(builder.Configuration["Runtime:Libtorch"], sp.GetRequiredService<ILoggerFactory>().CreateLogger("Runtime")));
+        builder.Services.AddSingleton<IGpuInventory, Nvml>();
+        builder.Services.AddSingleton<WeightVerifier>();
+        builder.Services.AddSingleton<IModelFolders, ModelFolders>();
+        builder.Services.AddSingleton<ModelHost>();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddSingleton<NodeController>();
+        builder.Services.AddHostedService(sp => new StartupLoader(
+            sp.GetRequiredService<NodeController>(), sp.GetRequiredService<ModelRegistry>(), sp.GetRequiredService<ModelHost>(),
+            sp.GetRequiredService<IOptions<WorkerOptions>>(), defaultSetup, sp.GetRequiredService<ILogger<StartupLoader>>()));
+
+        var app = builder.Build();
+        // Resolve the runtime now so the log says which device serves before the first request.
+        app.Services.GetRequiredService<TorchRuntime>();
+        app.Use(app.Services.GetRequiredService<InferencePort>().Gate);
+        app.UseExceptionHandler(errors => errors.Run(ErrorHandler.WriteAsync));
+        app.UseHttpMetrics();
+        app.MapManagement();
+        app.MapSystem();
+        app.MapMetrics("/metrics");
+        app.MapMetrics("/api/v1/metrics");
+        app.Services.GetRequiredService<WorkerMetrics>();
+        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
+            app.Services.GetRequiredService<WorkerMetrics>().SetState(app.Services.GetRequiredService<NodeController>().State.ToString().ToUpperInvariant()));
+        return app;
+    }
+}
