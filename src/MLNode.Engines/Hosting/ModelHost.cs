@@ -36,14 +36,23 @@ public sealed class ModelHost(
 
     public bool CanServe(ModelEntry entry) => _factories.Any(f => f.Supports(entry.Modality, entry.Architecture));
 
+    /// <summary>Why <paramref name="entry"/> cannot be loaded with <paramref name="args"/>, or null when it can.</summary>
+    public string? CheckLoadable(ModelEntry entry, EngineArgs args)
+    {
+        if (!CanServe(entry))
+            return $"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'";
+        if (args.MaxModelLen > entry.Limits.MaxModelLen)
+            return $"--max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}";
+        return null;
+    }
+
     public async Task<IModelExecutor> LoadAsync(ModelEntry entry, EngineArgs args, CancellationToken ct)
     {
         if (_current is not null)
             throw new InvalidOperationException($"model {_current.Card.Id} is loaded; unload it first");
-        var factory = _factories.FirstOrDefault(f => f.Supports(entry.Modality, entry.Architecture))
-            ?? throw new ModelLoadException($"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'");
-        if (args.MaxModelLen > entry.Limits.MaxModelLen)
-            throw new ModelLoadException($"additional_args: --max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}");
+        if (CheckLoadable(entry, args) is { } problem)
+            throw new ModelLoadException(problem);
+        var factory = _factories.First(f => f.Supports(entry.Modality, entry.Architecture));
 
         var watch = Stopwatch.StartNew();
         logger.LogInformation("Loading {Model} ({Architecture}, {Dtype})", entry.Id, entry.Architecture, entry.Dtype);

@@ -72,7 +72,7 @@ public static class ManagementEndpoints
     private static IResult Refused(UpRefusal refusal, string message) => refusal switch
     {
         UpRefusal.AlreadyRunning => RequestBody.Detail(StatusCodes.Status409Conflict, message),
-        UpRefusal.UnknownModel => RequestBody.Invalid(new FieldError("body.model", message)),
+        UpRefusal.UnknownModel or UpRefusal.NotServable => RequestBody.Invalid(new FieldError("body.model", message)),
         _ => RequestBody.Invalid(new FieldError("body.additional_args", message)),
     };
 }

@@ -7,7 +7,7 @@ using MLNode.Runtime.Registry;
 namespace MLNode.Worker.Node;
 
 /// <summary>Why an <c>inference/up</c> was refused before anything started.</summary>
-public enum UpRefusal { None, AlreadyRunning, UnknownModel, BadArguments }
+public enum UpRefusal { None, AlreadyRunning, UnknownModel, NotServable, BadArguments }
 
 /// <summary>
 /// The node's state machine, STOPPED ⇄ INFERENCE, with the reference node's rules: one model start at
@@ -54,6 +54,8 @@ public sealed class NodeController(ModelRegistry registry, ModelHost host, Worke
         {
             return (UpRefusal.BadArguments, e.Message, Task.CompletedTask);
         }
+        if (host.CheckLoadable(entry, args) is { } problem)
+            return (problem.StartsWith("--", StringComparison.Ordinal) ? UpRefusal.BadArguments : UpRefusal.NotServable, problem, Task.CompletedTask);
         if (!string.Equals(request.Dtype, "auto", StringComparison.OrdinalIgnoreCase))
             entry = entry with { Dtype = CanonicalDtype(request.Dtype) };
 

@@ -1,0 +1,99 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using Microsoft.Extensions.DependencyInjection;
+using MLNode.Engines.Hosting;
+using MLNode.Runtime.Registry;
+using Microsoft.AspNetCore.Builder;
+using MLNode.Worker.Hosting;
+
+namespace MLNode.Worker.Tests;
+
+/// <summary>
+/// A real worker on two free loopback ports, with a registry written for the test. Requests travel
+/// over TCP exactly as dapi's would, so port separation and status codes are tested on the wire.
+/// </summary>
+public sealed class WorkerServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private WorkerServer(WebApplication app, int port, int inferencePort, string folder)
+    {
+        _app = app;
+        Folder = folder;
+        Management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        Inference = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{inferencePort}") };
+    }
+
+    public HttpClient Management { get; }
+    public HttpClient Inference { get; }
+    public string Folder { get; }
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Starts a worker whose registry is <paramref name="registryJson"/> ("{folder}" expands to a temp folder).</summary>
+    public static async Task<WorkerServer> StartAsync(Func<string, string> registryJson, Action<IServiceCollection>? services = null, params string[] extraArgs)
+    {
+        var folder = Directory.CreateTempSubdirectory("mlnode-worker-").FullName;
+        var registry = Path.Combine(folder, "models.json");
+        await File.WriteAllTextAsync(registry, registryJson(folder));
+        var (port, inferencePort) = (FreePort(), FreePort());
+        string[] args = ["--models", registry, "--port", $"{port}", "--inference-port", $"{inferencePort}", "--host", "127.0.0.1", "--cache-dir", Path.Combine(folder, "cache"), .. extraArgs];
+        var app = WorkerApp.Build(args, b => services?.Invoke(b.Services));
+        await app.StartAsync();
+        return new WorkerServer(app, port, inferencePort, folder);
+    }
+
+    /// <summary>Writes a small model folder (config + weights file) and returns its files with their SHA-256.</summary>
+    public static IReadOnlyList<ModelFile> WriteModelFolder(string folder)
+    {
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, "config.json"), """{"model_type":"qwen3","hidden_size":8}""");
+        File.WriteAllBytes(Path.Combine(folder, "model.safetensors"), Enumerable.Range(0, 4096).Select(i => (byte)i).ToArray());
+        return new[] { "config.json", "model.safetensors" }
+            .Select(f => new ModelFile(f, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(folder, f))))))
+            .ToList();
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Management.Dispose();
+        Inference.Dispose();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Directory.Delete(Folder, recursive: true);
+    }
+}
+
+/// <summary>
+/// Stands in for an engine in host tests: "loads" by reading the folder's config.json, and can be made
+/// slow or failing to exercise the state machine. Engines have their own tests.
+/// </summary>
+public sealed class ScriptedEngine : IExecutorFactory
+{
+    public TimeSpan LoadDelay { get; set; }
+    public int Loads { get; private set; }
+
+    public bool Supports(Modality modality, string architecture) => modality == Modality.Llm;
+
+    public async Task<IModelExecutor> LoadAsync(ModelLoadRequest request, CancellationToken ct)
+    {
+        await Task.Delay(LoadDelay, ct);
+        _ = await File.ReadAllTextAsync(Path.Combine(request.Folder, "config.json"), ct);
+        Loads++;
+        return new Executor(new ModelCard(request.Entry.Id, request.Entry.Modality, request.Entry.Architecture, request.Entry.Dtype,
+            "cpu", request.Folder, request.Entry.Limits, 0, request.Entry.Pricing));
+    }
+
+    private sealed class Executor(ModelCard card) : IModelExecutor
+    {
+        public ModelCard Card { get; } = card;
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+}
