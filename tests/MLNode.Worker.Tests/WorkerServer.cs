@@ -94,6 +94,7 @@ public sealed class ScriptedEngine : IExecutorFactory
     private sealed class Executor(ModelCard card) : IModelExecutor
     {
         public ModelCard Card { get; } = card;
+        public IPocProver? Poc => null;
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

@@ -1,3 +1,4 @@
+using MLNode.Protocol.Poc;
 using MLNode.Runtime.Registry;
 
 namespace MLNode.Engines.Hosting;
@@ -21,6 +22,22 @@ public sealed record ModelCard(
 public interface IModelExecutor : IAsyncDisposable
 {
     ModelCard Card { get; }
+
+    /// <summary>The PoC v2 forward of this model; null when the model has no PoC definition.</summary>
+    IPocProver? Poc { get; }
+}
+
+/// <summary>
+/// PoC v2 on the served model: seeded inputs, the per-layer Householder reflections, final-norm hidden
+/// state of the last position → one 12-dim artifact per nonce. Nonces whose hidden state is not finite
+/// produce no artifact (the reference drops them).
+/// </summary>
+public interface IPocProver
+{
+    /// <summary>Model hidden size d: the width of the seeded inputs.</summary>
+    int HiddenSize { get; }
+
+    Task<IReadOnlyList<PocArtifact>> ComputeAsync(PocRound round, IReadOnlyList<long> nonces, CancellationToken ct);
 }
 
 /// <summary>Builds executors for the architectures of one engine (LLM, ASR, DiT).</summary>
