@@ -1,0 +1,22 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Layers;
+
+/// <summary>Token embedding table <c>weight</c> [vocab, d]; also serves as a tied LM head.</summary>
+public sealed class Embedding : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly nn.Parameter weight;
+#pragma warning restore IDE1006
+
+    public Embedding(WeightSource w, string prefix) : base(prefix)
+    {
+        weight = w.Parameter($"{prefix}.weight");
+        RegisterComponents();
+    }
+
+    public Tensor Weight => weight;
+
+    public override Tensor forward(Tensor ids) => nn.functional.embedding(ids, weight);
+}

@@ -1,0 +1,24 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Layers;
+
+/// <summary>y = x Wᵀ (+ b), with the checkpoint's <c>weight</c> [out, in] and optional <c>bias</c>.</summary>
+public sealed class Linear : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly nn.Parameter weight;
+    private readonly nn.Parameter? bias;
+#pragma warning restore IDE1006
+
+    public Linear(WeightSource w, string prefix) : base(prefix)
+    {
+        weight = w.Parameter($"{prefix}.weight");
+        bias = w.OptionalParameter($"{prefix}.bias");
+        RegisterComponents();
+    }
+
+    public long OutFeatures => weight.shape[0];
+
+    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+}

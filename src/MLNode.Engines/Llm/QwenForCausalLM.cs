@@ -1,0 +1,170 @@
+using MLNode.Engines.Layers;
+using MLNode.Runtime.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Llm;
+
+/// <summary>
+/// The Qwen decoder family as HF checkpoints store it: <c>qwen2</c> (bias on q/k/v), <c>qwen3</c>
+/// (RMSNorm of q and k per head before RoPE) and <c>qwen3_moe</c> (Qwen3 attention, sparse-MoE
+/// feed-forward). Pre-norm blocks with residuals:
+/// <code>
+///   h   = x + o_proj(attention(rope(q_norm(q(x̂))), rope(k_norm(k(x̂))), v(x̂)))   x̂ = input_layernorm(x)
+///   out = h + mlp(post_attention_layernorm(h))                                     mlp = SwiGLU or sparse MoE
+/// </code>
+/// Module field names are the checkpoint's tensor names, so every parameter loads by its own name.
+/// </summary>
+public sealed class QwenForCausalLM : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly QwenModel model;
+    private readonly Linear? lm_head;
+#pragma warning restore IDE1006
+
+    public QwenForCausalLM(HfModelConfig config, WeightSource w) : base("QwenForCausalLM")
+    {
+        Config = config;
+        model = new QwenModel(config, w, "model");
+        lm_head = config.TieWordEmbeddings ? null : new Linear(w, "lm_head");
+        RegisterComponents();
+    }
+
+    public HfModelConfig Config { get; }
+    public int LayerCount => Config.NumHiddenLayers;
+
+    public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
+
+    /// <summary>
+    /// Final-norm hidden states [B, L, d] of independent causal sequences whose embeddings are
+    /// <paramref name="inputsEmbeds"/> [B, L, d] at positions 0..L−1. <paramref name="afterLayer"/>, when
+    /// given, replaces each decoder layer's output (PoC's per-layer reflection).
+    /// </summary>
+    public Tensor Hidden(Tensor inputsEmbeds, Func<int, Tensor, Tensor>? afterLayer = null) => model.forward(inputsEmbeds, afterLayer);
+
+    /// <summary>Logits over every row of the checkpoint's LM head (no vocabulary masking), in float32.</summary>
+    public Tensor Logits(Tensor hidden)
+    {
+        using var scope = NewDisposeScope();
+        var logits = lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.Weight) : lm_head.forward(hidden);
+        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Embedding, the stack of decoder layers and the final norm.</summary>
+public sealed class QwenModel : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    internal readonly Embedding embed_tokens;
+    private readonly nn.ModuleList<QwenDecoderLayer> layers;
+    private readonly RmsNorm norm;
+#pragma warning restore IDE1006
+    private readonly RotaryEmbedding _rope;
+
+    public QwenModel(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    {
+        embed_tokens = new Embedding(w, $"{prefix}.embed_tokens");
+        layers = new nn.ModuleList<QwenDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
+            .Select(i => new QwenDecoderLayer(config, w, $"{prefix}.layers.{i}", i)).ToArray());
+        norm = new RmsNorm(w, $"{prefix}.norm", config.RmsNormEps);
+        _rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta, w.Device);
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Func<int, Tensor, Tensor>? afterLayer)
+    {
+        using var scope = NewDisposeScope();
+        var positions = arange(x.shape[1], ScalarType.Int64, x.device);
+        var (cos, sin) = _rope.Tables(positions, x.dtype);
+        for (var i = 0; i < layers.Count; i++)
+        {
+            x = layers[i].forward(x, cos, sin);
+            if (afterLayer is not null) x = afterLayer(i, x);
+        }
+        return norm.forward(x).MoveToOuterDisposeScope();
+    }
+}
+
+public sealed class QwenDecoderLayer : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly RmsNorm input_layernorm;
+    private readonly QwenAttention self_attn;
+    private readonly RmsNorm post_attention_layernorm;
+    private readonly nn.Module<Tensor, Tensor> mlp;
+#pragma warning restore IDE1006
+
+    public QwenDecoderLayer(HfModelConfig config, WeightSource w, string prefix, int index) : base(prefix)
+    {
+        input_layernorm = new RmsNorm(w, $"{prefix}.input_layernorm", config.RmsNormEps);
+        self_attn = new QwenAttention(config, w, $"{prefix}.self_attn");
+        post_attention_layernorm = new RmsNorm(w, $"{prefix}.post_attention_layernorm", config.RmsNormEps);
+        mlp = config.IsSparseMoeLayer(index) ? new QwenSparseMoe(config, w, $"{prefix}.mlp") : new SwiGlu(w, $"{prefix}.mlp");
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Grouped-query causal self-attention with NeoX RoPE; Qwen3 normalises q and k per head first.</summary>
+public sealed class QwenAttention : nn.Module
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly Linear q_proj;
+    private readonly Linear k_proj;
+    private readonly Linear v_proj;
+    private readonly Linear o_proj;
+    private readonly RmsNorm? q_norm;
+    private readonly RmsNorm? k_norm;
+#pragma warning restore IDE1006
+    private readonly int _heads;
+    private readonly int _kvHeads;
+    private readonly int _headDim;
+
+    public QwenAttention(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    {
+        (_heads, _kvHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
+        q_proj = new Linear(w, $"{prefix}.q_proj");
+        k_proj = new Linear(w, $"{prefix}.k_proj");
+        v_proj = new Linear(w, $"{prefix}.v_proj");
+        o_proj = new Linear(w, $"{prefix}.o_proj");
+        if (config.ModelType.StartsWith("qwen3", StringComparison.Ordinal))
+        {
+            q_norm = new RmsNorm(w, $"{prefix}.q_norm", config.RmsNormEps);
+            k_norm = new RmsNorm(w, $"{prefix}.k_norm", config.RmsNormEps);
+        }
+        RegisterComponents();
+    }
+
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin)
+    {
+        using var scope = NewDisposeScope();
+        var (batch, length) = (x.shape[0], x.shape[1]);
+        var q = Heads(q_proj.forward(x), _heads, q_norm, batch, length);
+        var k = Heads(k_proj.forward(x), _kvHeads, k_norm, batch, length);
+        var v = Heads(v_proj.forward(x), _kvHeads, null, batch, length);
+        q = RotaryEmbedding.Apply(q, cos, sin);
+        k = RotaryEmbedding.Apply(k, cos, sin);
+        if (_kvHeads != _heads)
+        {
+            k = k.repeat_interleave(_heads / _kvHeads, dim: 1);
+            v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
+        }
+        var attended = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
+        return o_proj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[B, L, H·D] → [B, H, L, D], normalising each head first where the architecture does.</summary>
+    private Tensor Heads(Tensor projected, int heads, RmsNorm? headNorm, long batch, long length)
+    {
+        var split = projected.view(batch, length, heads, _headDim);
+        if (headNorm is not null) split = headNorm.forward(split);
+        return split.transpose(1, 2);
+    }
+}

@@ -1,0 +1,52 @@
+using MLNode.Engines.Layers;
+using MLNode.Runtime.Checkpoints;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Llm;
+
+/// <summary>
+/// Qwen3-MoE feed-forward: a linear router, softmax in float32, the top-k experts per token (weights
+/// renormalised when <c>norm_topk_prob</c>), each expert a SwiGLU, outputs summed by routing weight.
+/// </summary>
+public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
+{
+#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
+    private readonly Linear gate;
+    private readonly nn.ModuleList<SwiGlu> experts;
+#pragma warning restore IDE1006
+    private readonly int _topK;
+    private readonly bool _normTopK;
+
+    public QwenSparseMoe(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    {
+        gate = new Linear(w, $"{prefix}.gate");
+        experts = new nn.ModuleList<SwiGlu>(Enumerable.Range(0, config.NumExperts!.Value)
+            .Select(e => new SwiGlu(w, $"{prefix}.experts.{e}")).ToArray());
+        _topK = config.NumExpertsPerTok ?? throw new InvalidDataException($"{prefix}: num_experts_per_tok is required for a MoE layer");
+        _normTopK = config.NormTopkProb;
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var shape = x.shape;
+        var tokens = x.reshape(-1, shape[^1]);
+        var probabilities = gate.forward(tokens).softmax(-1, ScalarType.Float32);
+        var (weights, chosen) = probabilities.topk(_topK, dim: -1);
+        if (_normTopK) weights = weights / weights.sum(-1, keepdim: true);
+        weights = weights.to(x.dtype);
+
+        var output = zeros_like(tokens);
+        for (var e = 0; e < experts.Count; e++)
+        {
+            var hits = (chosen == e).nonzero();
+            if (hits.shape[0] == 0) continue;
+            var (rows, slots) = (hits[TensorIndex.Colon, 0], hits[TensorIndex.Colon, 1]);
+            var routed = experts[e].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
+            output.index_add_(0, rows, routed);
+        }
+        return output.reshape(shape).MoveToOuterDisposeScope();
+    }
+}
