@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
@@ -7,7 +8,7 @@ namespace MLNode.Engines.Layers;
 public sealed class Embedding : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
-    private readonly nn.Parameter weight;
+    private readonly Parameter weight;
 #pragma warning restore IDE1006
 
     public Embedding(WeightSource w, string prefix) : base(prefix)
@@ -18,5 +19,5 @@ public sealed class Embedding : nn.Module<Tensor, Tensor>
 
     public Tensor Weight => weight;
 
-    public override Tensor forward(Tensor ids) => nn.functional.embedding(ids, weight);
+    public override Tensor forward(Tensor ids) => weight.index_select(0, ids.flatten()).view([.. ids.shape, weight.shape[1]]);
 }

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
@@ -7,8 +8,8 @@ namespace MLNode.Engines.Layers;
 public sealed class Linear : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
-    private readonly nn.Parameter weight;
-    private readonly nn.Parameter? bias;
+    private readonly Parameter weight;
+    private readonly Parameter? bias;
 #pragma warning restore IDE1006
 
     public Linear(WeightSource w, string prefix) : base(prefix)

@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
@@ -7,7 +8,7 @@ namespace MLNode.Engines.Layers;
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
-    private readonly nn.Parameter weight;
+    private readonly Parameter weight;
 #pragma warning restore IDE1006
     private readonly double _eps;
 

@@ -1,5 +1,6 @@
 using MLNode.Runtime.Checkpoints;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
@@ -15,7 +16,19 @@ public sealed class WeightSource(Checkpoint checkpoint, Device device, ScalarTyp
 
     public bool Has(string name) => checkpoint.Contains(name);
 
-    public nn.Parameter Parameter(string name) => new(checkpoint.Load(name, Device, DType), requires_grad: false);
+    /// <summary>
+    /// The tensor <paramref name="name"/> as a frozen parameter. FP8 block-quantised weights (e4m3 with a
+    /// <c>weight_scale_inv</c> grid) are dequantised to the model dtype here; a fused FP8 GEMM replaces
+    /// this on GPUs that have the native kernels.
+    /// </summary>
+    public Parameter Parameter(string name)
+    {
+        var scale = $"{name}_scale_inv";
+        var tensor = checkpoint.GetInfo(name).DType == SafetensorsDType.F8E4M3 && checkpoint.Contains(scale)
+            ? checkpoint.LoadFp8BlockScaled(name, DType, Device)
+            : checkpoint.Load(name, Device, DType);
+        return new Parameter(tensor, requires_grad: false);
+    }
 
-    public nn.Parameter? OptionalParameter(string name) => Has(name) ? Parameter(name) : null;
+    public Parameter? OptionalParameter(string name) => Has(name) ? Parameter(name) : null;
 }

@@ -1,6 +1,9 @@
 using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
 using TorchSharp;
+using TorchSharp.Modules;
+using Embedding = MLNode.Engines.Layers.Embedding;
+using Linear = MLNode.Engines.Layers.Linear;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Llm;
@@ -56,7 +59,7 @@ public sealed class QwenModel : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     internal readonly Embedding embed_tokens;
-    private readonly nn.ModuleList<QwenDecoderLayer> layers;
+    private readonly ModuleList<QwenDecoderLayer> layers;
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding _rope;
@@ -64,7 +67,7 @@ public sealed class QwenModel : nn.Module
     public QwenModel(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
     {
         embed_tokens = new Embedding(w, $"{prefix}.embed_tokens");
-        layers = new nn.ModuleList<QwenDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
+        layers = new ModuleList<QwenDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
             .Select(i => new QwenDecoderLayer(config, w, $"{prefix}.layers.{i}", i)).ToArray());
         norm = new RmsNorm(w, $"{prefix}.norm", config.RmsNormEps);
         _rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta, w.Device);

@@ -1,6 +1,9 @@
 using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
 using TorchSharp;
+using TorchSharp.Modules;
+using Embedding = MLNode.Engines.Layers.Embedding;
+using Linear = MLNode.Engines.Layers.Linear;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Llm;
@@ -13,7 +16,7 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Linear gate;
-    private readonly nn.ModuleList<SwiGlu> experts;
+    private readonly ModuleList<SwiGlu> experts;
 #pragma warning restore IDE1006
     private readonly int _topK;
     private readonly bool _normTopK;
@@ -21,7 +24,7 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
     public QwenSparseMoe(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
     {
         gate = new Linear(w, $"{prefix}.gate");
-        experts = new nn.ModuleList<SwiGlu>(Enumerable.Range(0, config.NumExperts!.Value)
+        experts = new ModuleList<SwiGlu>(Enumerable.Range(0, config.NumExperts!.Value)
             .Select(e => new SwiGlu(w, $"{prefix}.experts.{e}")).ToArray());
         _topK = config.NumExpertsPerTok ?? throw new InvalidDataException($"{prefix}: num_experts_per_tok is required for a MoE layer");
         _normTopK = config.NormTopkProb;
@@ -45,7 +48,7 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
             if (hits.shape[0] == 0) continue;
             var (rows, slots) = (hits[TensorIndex.Colon, 0], hits[TensorIndex.Colon, 1]);
             var routed = experts[e].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
-            output.index_add_(0, rows, routed);
+            output.index_add_(0, rows, routed, 1);
         }
         return output.reshape(shape).MoveToOuterDisposeScope();
     }
