@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Hosting;
+using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
@@ -49,6 +50,7 @@ public static class WorkerApp
         builder.Services.AddSingleton<IGpuInventory, Nvml>();
         builder.Services.AddSingleton<WeightVerifier>();
         builder.Services.AddSingleton<IModelFolders, ModelFolders>();
+        builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<NodeController>();
