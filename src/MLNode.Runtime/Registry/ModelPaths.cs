@@ -21,4 +21,24 @@ public static class ModelPaths
             throw new InvalidDataException($"'{relative}' escapes the model folder {folder}");
         return full;
     }
+
+    /// <summary>
+    /// The file <paramref name="path"/> names once symbolic links are followed, or null when it or a link's
+    /// target is missing. Hub snapshots are links into <c>blobs/</c>: the link's own size and time say nothing
+    /// about the weights, and <see cref="File.Exists"/> is true for a link whose blob is gone.
+    /// </summary>
+    public static FileInfo? ExistingFile(string path)
+    {
+        var info = new FileInfo(path);
+        try
+        {
+            if (info.LinkTarget is not null)
+                info = (FileInfo?)info.ResolveLinkTarget(returnFinalTarget: true);
+        }
+        catch (IOException)
+        {
+            return null; // a loop of links names no file
+        }
+        return info is { Exists: true } ? info : null;
+    }
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging;
 
@@ -22,29 +21,29 @@ public sealed class WeightVerifier(ILogger<WeightVerifier> logger)
         var problems = new ConcurrentBag<string>();
         var paths = files.Select(f => (File: f, Full: ModelPaths.Resolve(folder, f.Path))).ToList();
         foreach (var (file, full) in paths)
-            if (!File.Exists(full)) problems.Add($"{file.Path}: missing");
+            if (ModelPaths.ExistingFile(full) is null) problems.Add($"{file.Path}: missing");
         if (!problems.IsEmpty) throw Failure(folder, problems);
 
-        var total = paths.Sum(p => new FileInfo(p.Full).Length);
-        long done = 0;
-        var watch = Stopwatch.StartNew();
-        using var progress = new Timer(_ => LogProgress(Interlocked.Read(ref done), total, watch.Elapsed), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+        var total = paths.Sum(p => ModelPaths.ExistingFile(p.Full)!.Length);
+        var meter = new ProgressMeter();
+        meter.Plan(total);
+        using var progress = new Timer(_ => meter.Log(logger, "Verifying weights"), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
 
         await Parallel.ForEachAsync(paths, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(8, Environment.ProcessorCount), CancellationToken = ct },
             async (p, token) =>
             {
-                var actual = await HashAsync(p.Full, n => Interlocked.Add(ref done, n), token);
+                var actual = await HashAsync(p.Full, meter.Add, token);
                 if (!string.Equals(actual, p.File.Sha256, StringComparison.OrdinalIgnoreCase))
                     problems.Add($"{p.File.Path}: SHA-256 is {actual}, expected {p.File.Sha256}");
             });
         if (!problems.IsEmpty) throw Failure(folder, problems);
-        logger.LogInformation("Verified {Count} files ({Gb:F2} GB) of {Folder} in {Seconds:F1} s", paths.Count, total / 1e9, folder, watch.Elapsed.TotalSeconds);
+        logger.LogInformation("Verified {Count} files ({Gb:F2} GB) of {Folder} in {Seconds:F1} s", paths.Count, total / 1e9, folder, meter.Elapsed.TotalSeconds);
     }
 
-    /// <summary>SHA-256 of a file as lower-case hex; cached by (path, size, mtime).</summary>
+    /// <summary>SHA-256 of a file as lower-case hex; cached by (path, size, mtime) of the file a symbolic link leads to.</summary>
     public async Task<string> HashAsync(string path, Action<long>? onBytes, CancellationToken ct)
     {
-        var info = new FileInfo(path);
+        var info = ModelPaths.ExistingFile(path) ?? throw new FileNotFoundException($"{path} does not exist or is a link to a missing file", path);
         var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
         if (_verified.TryGetValue(key, out var cached))
         {
@@ -63,13 +62,6 @@ public sealed class WeightVerifier(ILogger<WeightVerifier> logger)
         var hex = Convert.ToHexStringLower(sha.GetHashAndReset());
         _verified[key] = hex;
         return hex;
-    }
-
-    private void LogProgress(long done, long total, TimeSpan elapsed)
-    {
-        var rate = done / Math.Max(elapsed.TotalSeconds, 1e-3);
-        var eta = rate > 0 ? TimeSpan.FromSeconds((total - done) / rate) : TimeSpan.Zero;
-        logger.LogInformation("Verifying weights: {Done:F2}/{Total:F2} GB ({Rate:F0} MB/s, ETA {Eta:mm\\:ss})", done / 1e9, total / 1e9, rate / 1e6, eta);
     }
 
     private static WeightVerificationException Failure(string folder, IEnumerable<string> problems) =>
