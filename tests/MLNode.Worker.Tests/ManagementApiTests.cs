@@ -293,3 +293,23 @@ public sealed class ManagementApiTests
         }
     }
 }
+
+/// <summary>The shipped registry end to end: the demo LLM is generated, verified and loaded by the real engine.</summary>
+public sealed class DemoModelTests
+{
+    [Fact]
+    public async Task The_demo_model_loads_through_the_real_engine()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var shipped = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "models.json"));
+        await using var worker = await WorkerServer.StartAsync(_ => shipped);
+        using var up = await worker.Management.PostAsync("/api/v1/inference/up",
+            new StringContent("""{"model":"mlnode/demo-qwen3","dtype":"auto","additional_args":[]}""", Encoding.UTF8, "application/json"), ct);
+        Assert.Equal(HttpStatusCode.OK, up.StatusCode);
+        var state = JsonNode.Parse(await worker.Management.GetStringAsync("/api/v1/state", ct))!;
+        Assert.Equal("INFERENCE", (string?)state["state"]);
+        Assert.Equal("mlnode/demo-qwen3", (string?)state["loaded_model"]);
+        Assert.Equal("cpu", (string?)state["runtime"]!["device"]);
+        Assert.True(File.Exists(Path.Combine(worker.Folder, "cache", "demo", "mlnode-demo-qwen3", "model.safetensors")));
+    }
+}

@@ -48,6 +48,29 @@ public sealed class ModelDownloads(HubCache cache, HubClient client, IOptions<Hu
         return Accepted(taskId, "DOWNLOADING", model);
     }
 
+    /// <summary>
+    /// The snapshot folder of a complete copy of <paramref name="model"/>, downloading it first when the
+    /// cache lacks it (what vLLM does when it starts on a model it has not seen), joining a download
+    /// already under way.
+    /// </summary>
+    public async Task<string> EnsureAsync(HfModelRef model, CancellationToken ct)
+    {
+        if (cache.Status(model.HfRepo, model.HfCommit) != ModelCacheStatus.Downloaded)
+        {
+            if (_options.Offline)
+                throw new InvalidOperationException($"{model.HfRepo} is not in the HF cache {cache.Root} and HF_HUB_OFFLINE is set");
+            if (Start(model) is DownloadStartResult.TooManyDownloads busy)
+                throw new InvalidOperationException(busy.Detail);
+            Task? run;
+            lock (_lock)
+                run = _active.GetValueOrDefault(TaskId(model))?.Run;
+            if (run is not null) await run.WaitAsync(ct);
+        }
+        return cache.Status(model.HfRepo, model.HfCommit) == ModelCacheStatus.Downloaded
+            ? cache.FindSnapshot(model.HfRepo, model.HfCommit)!
+            : throw new InvalidOperationException($"download of {TaskId(model)} did not complete: {_failures.GetValueOrDefault(TaskId(model)) ?? "unknown error"}");
+    }
+
     /// <summary>DOWNLOADING with progress while a task runs; otherwise what the cache holds, with the last failure unless it is complete.</summary>
     public ModelStatusResponse Status(HfModelRef model)
     {

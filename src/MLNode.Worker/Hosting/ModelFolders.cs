@@ -1,12 +1,14 @@
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Demo;
 using MLNode.Engines.Hosting;
+using MLNode.Protocol.Management;
+using MLNode.Runtime.Hub;
 using MLNode.Runtime.Registry;
 
 namespace MLNode.Worker.Hosting;
 
 /// <summary>Finds a registry entry's files: an operator's folder, a generated demo model, or the HF cache.</summary>
-public sealed class ModelFolders(IOptions<WorkerOptions> options, ILogger<ModelFolders> logger) : IModelFolders
+public sealed class ModelFolders(IOptions<WorkerOptions> options, ModelDownloads downloads, ILogger<ModelFolders> logger) : IModelFolders
 {
     private static readonly Lock DemoGate = new();
 
@@ -15,10 +17,10 @@ public sealed class ModelFolders(IOptions<WorkerOptions> options, ILogger<ModelF
         ModelSource.Folder when Directory.Exists(entry.Folder) => Task.FromResult(entry.Folder!),
         ModelSource.Folder => throw new ModelLoadException($"model folder {entry.Folder} of {entry.Id} does not exist"),
         ModelSource.Demo => Task.FromResult(DemoFolder(entry)),
-        _ => throw new ModelLoadException($"{entry.Id}: source {entry.Source} is not available"),
+        _ => downloads.EnsureAsync(new HfModelRef(entry.Id, entry.Revision), ct),
     };
 
-    public IReadOnlyList<ModelFile> HubFiles(string folder) => [];
+    public IReadOnlyList<ModelFile> HubFiles(string folder) => HubCache.LfsFiles(folder);
 
     /// <summary>Generates the demo model on first use; its files are then verified against models.json like any model's.</summary>
     private string DemoFolder(ModelEntry entry)

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
+using MLNode.Runtime.Hub;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using MLNode.Worker.Api;
@@ -49,6 +50,12 @@ public static class WorkerApp
         builder.Services.AddSingleton(sp => TorchRuntime.Initialize(builder.Configuration["Runtime:Libtorch"], sp.GetRequiredService<ILoggerFactory>().CreateLogger("Runtime")));
         builder.Services.AddSingleton<IGpuInventory, Nvml>();
         builder.Services.AddSingleton<WeightVerifier>();
+        builder.Services.AddOptions<HubOptions>().Configure(o => o.ApplyEnvironment(Environment.GetEnvironmentVariable)).BindConfiguration("Hub");
+        builder.Services.AddSingleton<HubCache>();
+        builder.Services.AddSingleton(sp => new HubClient(
+            new HttpClient(new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) }) { Timeout = Timeout.InfiniteTimeSpan },
+            sp.GetRequiredService<HubCache>(), sp.GetRequiredService<IOptions<HubOptions>>(), sp.GetRequiredService<ILogger<HubClient>>()));
+        builder.Services.AddSingleton<ModelDownloads>();
         builder.Services.AddSingleton<IModelFolders, ModelFolders>();
         builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
         builder.Services.AddSingleton<ModelHost>();
@@ -66,6 +73,7 @@ public static class WorkerApp
         app.UseHttpMetrics();
         app.MapManagement();
         app.MapSystem();
+        app.MapModelCache();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         app.Services.GetRequiredService<WorkerMetrics>();

@@ -27,6 +27,31 @@ public sealed class ModelDownloadsTests
         Assert.IsType<DownloadStartResult.Accepted>(result).Response;
 
     [Fact(Timeout = 10_000)]
+    public async Task Ensure_downloads_a_missing_model_once_and_returns_its_snapshot()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using var bed = await WithTinyRepoAsync();
+        var snapshot = await bed.Downloads.EnsureAsync(Latest, ct);
+        Assert.Equal(bed.Cache.FindSnapshot(Repo, null), snapshot);
+        Assert.Equal(Model.Content, File.ReadAllBytes(Path.Combine(snapshot, "model.safetensors")));
+        var fetched = bed.Hub.Requests.Count;
+        // A second start on the cached model asks the hub nothing.
+        Assert.Equal(snapshot, await bed.Downloads.EnsureAsync(Latest, ct));
+        Assert.Equal(fetched, bed.Hub.Requests.Count);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Ensure_fails_clearly_offline_and_for_unknown_repositories()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        await using (var offline = await WithTinyRepoAsync(o => o.Offline = true))
+            Assert.Contains("HF_HUB_OFFLINE", (await Assert.ThrowsAsync<InvalidOperationException>(() => offline.Downloads.EnsureAsync(Latest, ct))).Message);
+        await using var bed = await WithTinyRepoAsync();
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => bed.Downloads.EnsureAsync(new HfModelRef("acme/missing"), ct));
+        Assert.Contains("acme/missing:latest did not complete", error.Message);
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task Download_writes_the_huggingface_cache_layout()
     {
         var ct = TestContext.Current.CancellationToken;
