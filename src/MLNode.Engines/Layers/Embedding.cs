@@ -11,9 +11,9 @@ public sealed class Embedding : nn.Module<Tensor, Tensor>
     private readonly Parameter weight;
 #pragma warning restore IDE1006
 
-    public Embedding(WeightSource w, string prefix) : base(prefix)
+    public Embedding(WeightSource w, string prefix, long vocab, long width) : base(prefix)
     {
-        weight = w.Parameter($"{prefix}.weight");
+        weight = w.Parameter($"{prefix}.weight", vocab, width);
         RegisterComponents();
     }
 

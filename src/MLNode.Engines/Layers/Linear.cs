@@ -12,10 +12,10 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     private readonly Parameter? bias;
 #pragma warning restore IDE1006
 
-    public Linear(WeightSource w, string prefix) : base(prefix)
+    public Linear(WeightSource w, string prefix, long inFeatures, long outFeatures, bool hasBias = false) : base(prefix)
     {
-        weight = w.Parameter($"{prefix}.weight");
-        bias = w.OptionalParameter($"{prefix}.bias");
+        weight = w.Parameter($"{prefix}.weight", outFeatures, inFeatures);
+        bias = hasBias ? w.Parameter($"{prefix}.bias", outFeatures) : null;
         RegisterComponents();
     }
 

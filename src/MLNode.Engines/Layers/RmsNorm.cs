@@ -12,9 +12,9 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE1006
     private readonly double _eps;
 
-    public RmsNorm(WeightSource w, string prefix, double eps) : base(prefix)
+    public RmsNorm(WeightSource w, string prefix, long size, double eps) : base(prefix)
     {
-        weight = w.Parameter($"{prefix}.weight");
+        weight = w.Parameter($"{prefix}.weight", size);
         _eps = eps;
         RegisterComponents();
     }

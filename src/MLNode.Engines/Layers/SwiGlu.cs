@@ -12,11 +12,11 @@ public sealed class SwiGlu : nn.Module<Tensor, Tensor>
     private readonly Linear down_proj;
 #pragma warning restore IDE1006
 
-    public SwiGlu(WeightSource w, string prefix) : base(prefix)
+    public SwiGlu(WeightSource w, string prefix, long width, long hidden) : base(prefix)
     {
-        gate_proj = new Linear(w, $"{prefix}.gate_proj");
-        up_proj = new Linear(w, $"{prefix}.up_proj");
-        down_proj = new Linear(w, $"{prefix}.down_proj");
+        gate_proj = new Linear(w, $"{prefix}.gate_proj", width, hidden);
+        up_proj = new Linear(w, $"{prefix}.up_proj", width, hidden);
+        down_proj = new Linear(w, $"{prefix}.down_proj", hidden, width);
         RegisterComponents();
     }
 

@@ -34,7 +34,7 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         ct.ThrowIfCancellationRequested();
         using var checkpoint = Checkpoint.Open(folder);
         logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) onto {Device} as {DType}", checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, device, dtype);
-        var model = new QwenForCausalLM(config, new WeightSource(checkpoint, device, dtype));
+        var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, dtype));
         model.eval();
         return model;
     }

@@ -29,7 +29,7 @@ public sealed class QwenForCausalLM : nn.Module
     {
         Config = config;
         model = new QwenModel(config, w, "model");
-        lm_head = config.TieWordEmbeddings ? null : new Linear(w, "lm_head");
+        lm_head = config.TieWordEmbeddings ? null : new Linear(w, "lm_head", config.HiddenSize, config.VocabSize);
         RegisterComponents();
     }
 
@@ -66,10 +66,10 @@ public sealed class QwenModel : nn.Module
 
     public QwenModel(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
     {
-        embed_tokens = new Embedding(w, $"{prefix}.embed_tokens");
+        embed_tokens = new Embedding(w, $"{prefix}.embed_tokens", config.VocabSize, config.HiddenSize);
         layers = new ModuleList<QwenDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
             .Select(i => new QwenDecoderLayer(config, w, $"{prefix}.layers.{i}", i)).ToArray());
-        norm = new RmsNorm(w, $"{prefix}.norm", config.RmsNormEps);
+        norm = new RmsNorm(w, $"{prefix}.norm", config.HiddenSize, config.RmsNormEps);
         _rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta, w.Device);
         RegisterComponents();
     }
@@ -99,10 +99,12 @@ public sealed class QwenDecoderLayer : nn.Module
 
     public QwenDecoderLayer(HfModelConfig config, WeightSource w, string prefix, int index) : base(prefix)
     {
-        input_layernorm = new RmsNorm(w, $"{prefix}.input_layernorm", config.RmsNormEps);
+        input_layernorm = new RmsNorm(w, $"{prefix}.input_layernorm", config.HiddenSize, config.RmsNormEps);
         self_attn = new QwenAttention(config, w, $"{prefix}.self_attn");
-        post_attention_layernorm = new RmsNorm(w, $"{prefix}.post_attention_layernorm", config.RmsNormEps);
-        mlp = config.IsSparseMoeLayer(index) ? new QwenSparseMoe(config, w, $"{prefix}.mlp") : new SwiGlu(w, $"{prefix}.mlp");
+        post_attention_layernorm = new RmsNorm(w, $"{prefix}.post_attention_layernorm", config.HiddenSize, config.RmsNormEps);
+        mlp = config.IsSparseMoeLayer(index)
+            ? new QwenSparseMoe(config, w, $"{prefix}.mlp")
+            : new SwiGlu(w, $"{prefix}.mlp", config.HiddenSize, config.IntermediateSize);
         RegisterComponents();
     }
 
@@ -132,14 +134,15 @@ public sealed class QwenAttention : nn.Module
     public QwenAttention(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
     {
         (_heads, _kvHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
-        q_proj = new Linear(w, $"{prefix}.q_proj");
-        k_proj = new Linear(w, $"{prefix}.k_proj");
-        v_proj = new Linear(w, $"{prefix}.v_proj");
-        o_proj = new Linear(w, $"{prefix}.o_proj");
+        var (d, q, kv) = (config.HiddenSize, _heads * _headDim, _kvHeads * _headDim);
+        q_proj = new Linear(w, $"{prefix}.q_proj", d, q, config.QkvBias);
+        k_proj = new Linear(w, $"{prefix}.k_proj", d, kv, config.QkvBias);
+        v_proj = new Linear(w, $"{prefix}.v_proj", d, kv, config.QkvBias);
+        o_proj = new Linear(w, $"{prefix}.o_proj", q, d, config.OutputProjectionBias);
         if (config.ModelType.StartsWith("qwen3", StringComparison.Ordinal))
         {
-            q_norm = new RmsNorm(w, $"{prefix}.q_norm", config.RmsNormEps);
-            k_norm = new RmsNorm(w, $"{prefix}.k_norm", config.RmsNormEps);
+            q_norm = new RmsNorm(w, $"{prefix}.q_norm", _headDim, config.RmsNormEps);
+            k_norm = new RmsNorm(w, $"{prefix}.k_norm", _headDim, config.RmsNormEps);
         }
         RegisterComponents();
     }

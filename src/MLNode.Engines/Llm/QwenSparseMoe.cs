@@ -23,9 +23,11 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
 
     public QwenSparseMoe(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
     {
-        gate = new Linear(w, $"{prefix}.gate");
-        experts = new ModuleList<SwiGlu>(Enumerable.Range(0, config.NumExperts!.Value)
-            .Select(e => new SwiGlu(w, $"{prefix}.experts.{e}")).ToArray());
+        var experts = config.NumExperts!.Value;
+        var hidden = config.MoeIntermediateSize ?? throw new InvalidDataException($"{prefix}: moe_intermediate_size is required for a MoE layer");
+        gate = new Linear(w, $"{prefix}.gate", config.HiddenSize, experts);
+        this.experts = new ModuleList<SwiGlu>(Enumerable.Range(0, experts)
+            .Select(e => new SwiGlu(w, $"{prefix}.experts.{e}", config.HiddenSize, hidden)).ToArray());
         _topK = config.NumExpertsPerTok ?? throw new InvalidDataException($"{prefix}: num_experts_per_tok is required for a MoE layer");
         _normTopK = config.NormTopkProb;
         RegisterComponents();
