@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MLNode.Engines.Hosting;
 using MLNode.Protocol.Poc;
 using TorchSharp;
@@ -16,6 +17,9 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
     private (string BlockHash, ScalarType DType, Tensor Vectors)? _layerVectors;
 
     public int HiddenSize => model.Config.HiddenSize;
+
+    /// <summary>Cumulative wall time of the two stages of every batch, for progress logs and benchmarks.</summary>
+    public PocStageTimes Stages { get; } = new();
 
     public async Task<IReadOnlyList<PocArtifact>> ComputeAsync(PocRound round, IReadOnlyList<long> nonces, CancellationToken ct)
     {
@@ -38,9 +42,12 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         var (device, dtype) = (weights.device, weights.dtype);
         var (batch, length, width) = (nonces.Count, round.SeqLen, HiddenSize);
 
+        var started = Stopwatch.GetTimestamp();
         var inputs = new float[(long)batch * length * width];
         PocInputs.FillBatch(round, nonces.ToArray(), inputs);
         ct.ThrowIfCancellationRequested();
+        Stages.InputSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+        started = Stopwatch.GetTimestamp();
 
         float[] last;
         using (NewDisposeScope())
@@ -50,6 +57,8 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
             var hidden = model.Hidden(x, (layer, h) => Reflect(h, vectors[layer]));
             last = hidden[TensorIndex.Colon, -1, TensorIndex.Colon].to(ScalarType.Float32).cpu().data<float>().ToArray();
         }
+
+        Stages.ForwardSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
 
         var artifacts = new List<PocArtifact>(batch);
         for (var i = 0; i < batch; i++)
@@ -76,4 +85,13 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         _layerVectors = (blockHash, dtype, vectors);
         return vectors;
     }
+}
+
+public sealed class PocStageTimes
+{
+    /// <summary>Seeded input generation on the CPU.</summary>
+    public double InputSeconds { get; set; }
+
+    /// <summary>Upload, model forward with reflections, and the last hidden rows back to the CPU.</summary>
+    public double ForwardSeconds { get; set; }
 }

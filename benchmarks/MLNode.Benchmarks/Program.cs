@@ -1,0 +1,130 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using MLNode.Engines.Layers;
+using MLNode.Engines.Llm;
+using MLNode.Protocol.Poc;
+using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Gpu;
+using MLNode.Runtime.Torch;
+using static TorchSharp.torch;
+
+// GPU benchmarks and GPU conformance runs of the engines (see benchmarks/README.md).
+//   mlnode-bench poc [--layers 36] [--batch 32] [--seq-len 1024] [--batches 5]   Qwen3-8B shape, random bf16 weights
+//   mlnode-bench poc-fixtures DIR                                              ../shared/fixtures/llm models on this device
+using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+var log = loggers.CreateLogger("bench");
+var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), log);
+var options = Options.Parse(args.Skip(1).ToArray());
+return args.FirstOrDefault() switch
+{
+    "poc" => await PocBenchmark.RunAsync(runtime, options),
+    "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR");
+    return 2;
+}
+
+sealed record Options(Dictionary<string, string> Values)
+{
+    public static Options Parse(string[] args) =>
+        new(Enumerable.Range(0, args.Length / 2).ToDictionary(i => args[2 * i].TrimStart('-'), i => args[2 * i + 1]));
+
+    public int Int(string name, int fallback) => Values.TryGetValue(name, out var v) ? int.Parse(v) : fallback;
+}
+
+/// <summary>
+/// PoC nonces/min on a Qwen3-8B-shaped model with random bf16 weights, the benchmark shape;
+/// prints the time of each stage, model FLOP/s and peak GPU memory (NVML, all of the device).
+/// </summary>
+static class PocBenchmark
+{
+    public static async Task<int> RunAsync(TorchRuntime runtime, Options o)
+    {
+        var layers = o.Int("layers", 36);
+        var (batch, seqLen, batches) = (o.Int("batch", 32), o.Int("seq-len", 1024), o.Int("batches", 5));
+        var config = HfModelConfig.Parse(JsonSerializer.Serialize(new
+        {
+            model_type = "qwen3", hidden_size = 4096, intermediate_size = 12288, num_hidden_layers = layers,
+            num_attention_heads = 32, num_key_value_heads = 8, head_dim = 128, vocab_size = 151936,
+            rms_norm_eps = 1e-6, rope_theta = 1000000.0, tie_word_embeddings = false, max_position_embeddings = 40960,
+        }), "qwen3-8b-shape");
+        var model = new QwenForCausalLM(config, new RandomWeights(runtime.Device, ScalarType.BFloat16, seed: 1));
+        var prover = new LlmPocProver(model);
+        using var peak = new PeakMemory(new Nvml());
+
+        var round = new PocRound("9F3A6C1E2B7D4058A1C3E5F708192A3B4C5D6E7F8091A2B3C4D5E6F708192A3B", "02ab34cd", seqLen, config.HiddenSize, 12, StrongRng: true);
+        var nonces = new NonceIterator(1, 2);
+        await prover.ComputeAsync(round, nonces.Take(batch), CancellationToken.None); // warm-up: kernels, allocator, layer vectors
+
+        var watch = Stopwatch.StartNew();
+        var produced = 0;
+        for (var i = 0; i < batches; i++)
+            produced += (await prover.ComputeAsync(round, nonces.Take(batch), CancellationToken.None)).Count;
+        var seconds = watch.Elapsed.TotalSeconds;
+
+        // Model FLOPs of one PoC forward: 2 per weight per token (no LM head), plus causal attention QKᵀ and PV.
+        var weightsPerToken = (double)layers * (4096L * (4096 + 2 * 1024) + 4096L * 4096 + 3L * 4096 * 12288);
+        var attention = (double)layers * 2 * 2 * seqLen * (seqLen + 1) / 2.0 * 4096;
+        var flops = batches * batch * (2 * weightsPerToken * seqLen + attention);
+        Console.WriteLine($"RESULT poc engine=mlnode layers={layers} batch={batch} seq_len={seqLen} nonces={produced} seconds={seconds:F3} " +
+            $"nonces_per_min={produced / seconds * 60:F1} tflops={flops / seconds / 1e12:F1} peak_gpu_mib={peak.MaxUsedMb} " +
+            $"input_gen_s={prover.Stages.InputSeconds / (batches + 1):F3} forward_s={prover.Stages.ForwardSeconds / (batches + 1):F3} per batch");
+        return 0;
+    }
+
+    /// <summary>Samples NVML's used memory every 50 ms; the maximum is the run's peak footprint.</summary>
+    private sealed class PeakMemory : IDisposable
+    {
+        private readonly Timer _timer;
+        private long _max;
+
+        public PeakMemory(IGpuInventory gpus) =>
+            _timer = new Timer(_ => Interlocked.Exchange(ref _max, Math.Max(Interlocked.Read(ref _max), gpus.Devices().FirstOrDefault()?.UsedMemoryMb ?? 0)), null, 0, 50);
+
+        public long MaxUsedMb => Interlocked.Read(ref _max);
+
+        public void Dispose() => _timer.Dispose();
+    }
+}
+
+/// <summary>The PoC conformance fixtures on this device: every nonce's L2 against Gonka's reference, fp32 and bf16.</summary>
+static class PocFixtures
+{
+    public static async Task<int> RunAsync(TorchRuntime runtime, string folder, ILogger log)
+    {
+        var worst = 0.0;
+        foreach (var name in new[] { "qwen3-tiny", "qwen2-tiny", "qwen3-moe-tiny" })
+        {
+            var dir = Path.Combine(folder, name);
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "poc_reference.json")));
+            var root = doc.RootElement;
+            var config = HfModelConfig.FromFile(Path.Combine(dir, "config.json"));
+            foreach (var (dtype, section) in new[] { (ScalarType.Float32, "fp32"), (ScalarType.BFloat16, "fp32"), (ScalarType.BFloat16, "bf16") })
+            {
+                var model = LlmEngine.Load(config, dir, runtime.Device, dtype, log);
+                var reference = root.GetProperty(section).EnumerateArray().ToDictionary(a => a.GetProperty("nonce").GetInt64(), a => a.GetProperty("vector_b64").GetString()!);
+                var round = new PocRound(root.GetProperty("block_hash").GetString()!, root.GetProperty("public_key").GetString()!,
+                    root.GetProperty("seq_len").GetInt32(), config.HiddenSize, root.GetProperty("k_dim").GetInt32());
+                var ours = await new LlmPocProver(model).ComputeAsync(round, [.. reference.Keys.Order()], CancellationToken.None);
+                var distances = ours.Select(a => L2(a.VectorB64, reference[a.Nonce])).ToList();
+                worst = Math.Max(worst, distances.Max());
+                Console.WriteLine($"RESULT poc-fixture model={name} run_dtype={dtype} reference={section} device={runtime.Device} nonces={ours.Count}/{reference.Count} " +
+                    $"mean_l2={distances.Average():F5} max_l2={distances.Max():F5}");
+                model.Dispose();
+            }
+        }
+        Console.WriteLine($"RESULT poc-fixtures worst_l2={worst:F5} pass={worst <= 0.02}");
+        return worst <= 0.02 ? 0 : 1;
+    }
+
+    private static double L2(string a, string b)
+    {
+        var (x, y) = (ArtifactCodec.Decode(a), ArtifactCodec.Decode(b));
+        return Math.Sqrt(x.Zip(y, (p, q) => (double)(p - q) * (p - q)).Sum());
+    }
+}
