@@ -11,32 +11,11 @@ namespace MLNode.Worker.Tests;
 
 public sealed class ManagementApiTests
 {
-    private const string ModelId = "Qwen/Qwen3-0.6B";
+    private const string ModelId = TestRegistry.ModelId;
     private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
 
-    /// <summary>A registry with one LLM served from a local folder whose files are listed with their SHA-256.</summary>
-    private static string Registry(string folder, Func<IReadOnlyList<ModelFile>, IReadOnlyList<ModelFile>>? tamper = null)
-    {
-        var files = WorkerServer.WriteModelFolder(Path.Combine(folder, "model"));
-        files = tamper?.Invoke(files) ?? files;
-        var entry = new JsonObject
-        {
-            ["id"] = ModelId,
-            ["path"] = "model",
-            ["modality"] = "llm",
-            ["architecture"] = "qwen3",
-            ["dtype"] = "bfloat16",
-            ["files"] = new JsonArray(files.Select(f => (JsonNode)new JsonObject { ["path"] = f.Path, ["sha256"] = f.Sha256 }).ToArray()),
-            ["limits"] = new JsonObject { ["max_model_len"] = 40960, ["max_batch"] = 64 },
-            ["validation_threshold"] = 0.94,
-            ["poc"] = JsonNode.Parse("""{"seq_len":1024,"k_dim":12,"stat_test":{"dist_threshold":0.2,"p_mismatch":0.1,"p_value_threshold":0.05}}"""),
-            ["pricing"] = new JsonObject { ["units_of_compute_per_token"] = 100 },
-        };
-        return new JsonObject { ["models"] = new JsonArray(entry) }.ToJsonString();
-    }
-
     private static Task<WorkerServer> Start(ScriptedEngine? engine = null, Func<IReadOnlyList<ModelFile>, IReadOnlyList<ModelFile>>? tamper = null) =>
-        WorkerServer.StartAsync(f => Registry(f, tamper), s => s.AddSingleton<IExecutorFactory>(engine ?? new ScriptedEngine()));
+        WorkerServer.StartAsync(f => TestRegistry.Json(f, tamper), s => s.AddSingleton<IExecutorFactory>(engine ?? new ScriptedEngine()));
 
     private static async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpClient client, HttpMethod method, string path, string? json = null)
     {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using MLNode.Engines.Hosting;
 using MLNode.Runtime.Registry;
@@ -71,6 +72,32 @@ public sealed class WorkerServer : IAsyncDisposable
     }
 }
 
+/// <summary>The registry the host tests serve: one LLM from a local folder whose files are listed with their SHA-256.</summary>
+public static class TestRegistry
+{
+    public const string ModelId = "Qwen/Qwen3-0.6B";
+
+    public static string Json(string folder, Func<IReadOnlyList<ModelFile>, IReadOnlyList<ModelFile>>? tamper = null)
+    {
+        var files = WorkerServer.WriteModelFolder(Path.Combine(folder, "model"));
+        files = tamper?.Invoke(files) ?? files;
+        var entry = new JsonObject
+        {
+            ["id"] = ModelId,
+            ["path"] = "model",
+            ["modality"] = "llm",
+            ["architecture"] = "qwen3",
+            ["dtype"] = "bfloat16",
+            ["files"] = new JsonArray(files.Select(f => (JsonNode)new JsonObject { ["path"] = f.Path, ["sha256"] = f.Sha256 }).ToArray()),
+            ["limits"] = new JsonObject { ["max_model_len"] = 40960, ["max_batch"] = 64 },
+            ["validation_threshold"] = 0.94,
+            ["poc"] = JsonNode.Parse("""{"seq_len":1024,"k_dim":12,"stat_test":{"dist_threshold":0.2,"p_mismatch":0.1,"p_value_threshold":0.05}}"""),
+            ["pricing"] = new JsonObject { ["units_of_compute_per_token"] = 100 },
+        };
+        return new JsonObject { ["models"] = new JsonArray(entry) }.ToJsonString();
+    }
+}
+
 /// <summary>
 /// Stands in for an engine in host tests: "loads" by reading the folder's config.json, and can be made
 /// slow or failing to exercise the state machine. Engines have their own tests.
@@ -80,6 +107,9 @@ public sealed class ScriptedEngine : IExecutorFactory
     public TimeSpan LoadDelay { get; set; }
     public int Loads { get; private set; }
 
+    /// <summary>The PoC forward the loaded executor offers; none by default.</summary>
+    public IPocProver? Prover { get; init; }
+
     public bool Supports(Modality modality, string architecture) => modality == Modality.Llm;
 
     public async Task<IModelExecutor> LoadAsync(ModelLoadRequest request, CancellationToken ct)
@@ -88,13 +118,13 @@ public sealed class ScriptedEngine : IExecutorFactory
         _ = await File.ReadAllTextAsync(Path.Combine(request.Folder, "config.json"), ct);
         Loads++;
         return new Executor(new ModelCard(request.Entry.Id, request.Entry.Modality, request.Entry.Architecture, request.Entry.Dtype,
-            "cpu", request.Folder, request.Entry.Limits, 0, request.Entry.Pricing));
+            "cpu", request.Folder, request.Entry.Limits, 0, request.Entry.Pricing), Prover);
     }
 
-    private sealed class Executor(ModelCard card) : IModelExecutor
+    private sealed class Executor(ModelCard card, IPocProver? poc) : IModelExecutor
     {
         public ModelCard Card { get; } = card;
-        public IPocProver? Poc => null;
+        public IPocProver? Poc { get; } = poc;
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

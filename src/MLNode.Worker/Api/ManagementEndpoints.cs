@@ -2,6 +2,7 @@ using MLNode.Protocol;
 using MLNode.Protocol.Management;
 using MLNode.Runtime.Torch;
 using MLNode.Worker.Node;
+using MLNode.Worker.Poc;
 
 namespace MLNode.Worker.Api;
 
@@ -12,20 +13,21 @@ public static class ManagementEndpoints
     {
         var api = app.MapGroup("/api/v1");
 
-        api.MapGet("/state", (NodeController node, TorchRuntime runtime) =>
+        api.MapGet("/state", (NodeController node, PocGate poc, TorchRuntime runtime) =>
         {
             var serving = node.State == NodeState.Inference;
             return Results.Json(new StateResponse(
                 node.State,
                 WorkerVersion.Value,
-                serving ? PocStatus.Idle : null,
+                serving ? poc.Status : null,
                 serving ? true : null,
                 serving ? node.Model!.Card.Id : null,
                 runtime.Info), GonkaJson.Options);
         });
 
-        api.MapPost("/stop", async (NodeController node) =>
+        api.MapPost("/stop", async (NodeController node, PocRunner poc) =>
         {
+            await poc.StopAsync();
             await node.DownAsync();
             return Results.Json(new StatusOk(), GonkaJson.Options);
         });
@@ -62,8 +64,9 @@ public static class ManagementEndpoints
 
         inference.MapGet("/up/status", (NodeController node) => Results.Json(node.GetUpStatus(), GonkaJson.Options));
 
-        inference.MapPost("/down", async (NodeController node) =>
+        inference.MapPost("/down", async (NodeController node, PocRunner poc) =>
         {
+            await poc.StopAsync();
             await node.DownAsync();
             return Results.Json(new StatusOk(), GonkaJson.Options);
         });

@@ -69,7 +69,7 @@ public static partial class RequestBody
     {
         var missing = MissingProperties().Match(e.Message);
         if (missing.Success)
-            return new FieldError("body." + missing.Groups[1].Value, "Field required");
+            return new FieldError($"{ToField(e.Path)}.{missing.Groups[1].Value}", "Field required");
         var unknown = UnknownProperty().Match(e.Message);
         if (unknown.Success)
             return new FieldError(ToField(e.Path) is var p && p.EndsWith(unknown.Groups[1].Value) ? p : $"{p}.{unknown.Groups[1].Value}",

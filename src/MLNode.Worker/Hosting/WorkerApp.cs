@@ -7,6 +7,7 @@ using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using MLNode.Worker.Api;
 using MLNode.Worker.Node;
+using MLNode.Worker.Poc;
 using Prometheus;
 
 namespace MLNode.Worker.Hosting;
@@ -61,6 +62,7 @@ public static class WorkerApp
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<NodeController>();
+        builder.AddPoc();
         builder.Services.AddHostedService(sp => new StartupLoader(
             sp.GetRequiredService<NodeController>(), sp.GetRequiredService<ModelRegistry>(), sp.GetRequiredService<ModelHost>(),
             sp.GetRequiredService<IOptions<WorkerOptions>>(), defaultSetup, sp.GetRequiredService<ILogger<StartupLoader>>()));
@@ -71,9 +73,11 @@ public static class WorkerApp
         app.Use(app.Services.GetRequiredService<InferencePort>().Gate);
         app.UseExceptionHandler(errors => errors.Run(ErrorHandler.WriteAsync));
         app.UseHttpMetrics();
+        app.Use(app.Services.GetRequiredService<PocGate>().RefuseInference);
         app.MapManagement();
         app.MapSystem();
         app.MapModelCache();
+        app.MapPoc();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         app.Services.GetRequiredService<WorkerMetrics>();

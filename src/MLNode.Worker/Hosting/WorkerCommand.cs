@@ -16,6 +16,8 @@ public static class WorkerCommand
 
         Any setting can also be given as configuration (appsettings.json) or environment
         variable MLNODE_Worker__Port, MLNODE_Runtime__Libtorch, MLNODE_Hub__Endpoint, …
+        PoC settings (section Poc, e.g. MLNODE_Poc__CallbackIntervalSec) fall back to the
+        reference node's variables POC_BATCH_SIZE_DEFAULT, POC_CALLBACK_INTERVAL_SEC, …
         """;
 
     public static readonly Dictionary<string, string> SwitchMappings = new()
