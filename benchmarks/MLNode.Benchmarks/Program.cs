@@ -20,6 +20,7 @@ return args.FirstOrDefault() switch
 {
     "poc" => await PocBenchmark.RunAsync(runtime, options),
     "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
+    "layer-profile" => LayerProfile.Run(runtime, options),
     _ => Usage(),
 };
 
@@ -73,7 +74,7 @@ static class PocBenchmark
         var flops = batches * batch * (2 * weightsPerToken * seqLen + attention);
         Console.WriteLine($"RESULT poc engine=mlnode layers={layers} batch={batch} seq_len={seqLen} nonces={produced} seconds={seconds:F3} " +
             $"nonces_per_min={produced / seconds * 60:F1} tflops={flops / seconds / 1e12:F1} peak_gpu_mib={peak.MaxUsedMb} " +
-            $"input_gen_s={prover.Stages.InputSeconds / (batches + 1):F3} forward_s={prover.Stages.ForwardSeconds / (batches + 1):F3} per batch");
+            $"input_gen_s={prover.Stages.InputSeconds / (batches + 1):F3} forward_s={prover.Stages.ForwardSeconds / (batches + 1):F3} (upload_s={prover.Stages.UploadSeconds / (batches + 1):F3}) per batch");
         return 0;
     }
 
@@ -89,6 +90,58 @@ static class PocBenchmark
         public long MaxUsedMb => Interlocked.Read(ref _max);
 
         public void Dispose() => _timer.Dispose();
+    }
+}
+
+/// <summary>
+/// Where one Qwen3-8B decoder layer's time goes at the PoC shape: each step timed alone (synchronised),
+/// with its achieved TFLOP/s or GB/s, to decide what to fuse.
+/// </summary>
+static class LayerProfile
+{
+    public static int Run(TorchRuntime runtime, Options o)
+    {
+        var (b, l, d, heads, kv, hd, ff) = (o.Int("batch", 32), o.Int("seq-len", 1024), 4096, 32, 8, 128, 12288);
+        var w = new RandomWeights(runtime.Device, ScalarType.BFloat16, 1);
+        var q = new Linear(w, "q", d, heads * hd);
+        var k = new Linear(w, "k", d, kv * hd);
+        var mlp = new SwiGlu(w, "mlp", d, ff);
+        var norm = new RmsNorm(w, "n.norm", d, 1e-6);
+        var x = randn([b, l, d], ScalarType.BFloat16, runtime.Device);
+        var qh = randn([b, heads, l, hd], ScalarType.BFloat16, runtime.Device);
+        var kh = randn([b, kv, l, hd], ScalarType.BFloat16, runtime.Device);
+        var v = randn([d], ScalarType.BFloat16, runtime.Device);
+        double tokens = (double)b * l, bytes = tokens * d * 2;
+        Time("q_proj gemm", () => q.forward(x), 2 * tokens * d * heads * hd, 0);
+        Time("k_proj gemm", () => k.forward(x), 2 * tokens * d * kv * hd, 0);
+        Time("mlp (3 gemm + silu·up)", () => mlp.forward(x), 2 * tokens * 3 * d * ff, 0);
+        Time("rmsnorm", () => norm.forward(x), 0, 2 * bytes);
+        Time("repeat_interleave kv", () => kh.repeat_interleave(heads / kv, dim: 1), 0, 2 * bytes);
+        var kr = kh.repeat_interleave(heads / kv, dim: 1);
+        Time("sdpa causal", () => nn.functional.scaled_dot_product_attention(qh, kr, kr, is_casual: true), 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
+        Time("reflection", () => x - 2 * matmul(x, v).unsqueeze(-1) * v, 0, 4 * bytes);
+        var config = HfModelConfig.Parse(JsonSerializer.Serialize(new
+        {
+            model_type = "qwen3", hidden_size = d, intermediate_size = ff, num_hidden_layers = 1, num_attention_heads = heads,
+            num_key_value_heads = kv, head_dim = hd, vocab_size = 1024, rms_norm_eps = 1e-6, rope_theta = 1e6,
+        }), "layer");
+        var layer = new QwenDecoderLayer(config, w, "model.layers.0", 0);
+        var (cos, sin) = new RotaryEmbedding(hd, 1e6, runtime.Device).Tables(arange(l, ScalarType.Int64, runtime.Device), ScalarType.BFloat16);
+        Time("whole decoder layer", () => layer.forward(x, cos, sin), 2 * tokens * (d * (heads + 2 * kv) * hd + heads * hd * d + 3 * d * ff) + 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
+        Time("rope q", () => RotaryEmbedding.Apply(qh, cos, sin), 0, 2 * bytes);
+        return 0;
+    }
+
+    private static void Time(string step, Func<Tensor> op, double flops, double bytes)
+    {
+        for (var i = 0; i < 2; i++) op().Dispose();
+        cuda.synchronize();
+        var watch = Stopwatch.StartNew();
+        const int reps = 10;
+        for (var i = 0; i < reps; i++) op().Dispose();
+        cuda.synchronize();
+        var s = watch.Elapsed.TotalSeconds / reps;
+        Console.WriteLine($"RESULT layer-step {step}: {s * 1e3:F2} ms" + (flops > 0 ? $", {flops / s / 1e12:F0} TFLOP/s" : "") + (bytes > 0 ? $", {bytes / s / 1e9:F0} GB/s" : ""));
     }
 }
 

@@ -52,12 +52,15 @@ public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, Scal
 /// Random weights of the right shapes, made on the device: N(0, 0.02²) for matrices, ones for norm
 /// scales, zeros for biases. For benchmarks of real model shapes without their checkpoints.
 /// </summary>
-public sealed class RandomWeights(Device device, ScalarType dtype, long seed) : WeightSource(device, dtype)
+public sealed class RandomWeights : WeightSource
 {
-    private readonly Generator _generator = new((ulong)seed, device);
+    public RandomWeights(Device device, ScalarType dtype, long seed) : base(device, dtype) => manual_seed(seed);
 
-    protected override Tensor Load(string name, long[] shape) =>
-        name.EndsWith("norm.weight", StringComparison.Ordinal) ? ones(shape, DType, Device)
-        : name.EndsWith(".bias", StringComparison.Ordinal) ? zeros(shape, DType, Device)
-        : (randn(shape, ScalarType.Float32, Device, generator: _generator) * 0.02).to(DType);
+    protected override Tensor Load(string name, long[] shape)
+    {
+        if (name.EndsWith("norm.weight", StringComparison.Ordinal)) return ones(shape, DType, Device);
+        if (name.EndsWith(".bias", StringComparison.Ordinal)) return zeros(shape, DType, Device);
+        using var values = randn(shape, ScalarType.Float32, Device);
+        return values.mul_(0.02).to(DType);
+    }
 }

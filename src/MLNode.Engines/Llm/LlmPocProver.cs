@@ -15,6 +15,7 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
 {
     private readonly SemaphoreSlim _forward = new(1, 1);
     private (string BlockHash, ScalarType DType, Tensor Vectors)? _layerVectors;
+    private Tensor? _hostInputs;
 
     public int HiddenSize => model.Config.HiddenSize;
 
@@ -43,8 +44,7 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         var (batch, length, width) = (nonces.Count, round.SeqLen, HiddenSize);
 
         var started = Stopwatch.GetTimestamp();
-        var inputs = new float[(long)batch * length * width];
-        PocInputs.FillBatch(round, nonces.ToArray(), inputs);
+        PocInputs.FillBatch(round, nonces.ToArray(), HostInputs([batch, length, width], device));
         ct.ThrowIfCancellationRequested();
         Stages.InputSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
         started = Stopwatch.GetTimestamp();
@@ -52,7 +52,12 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         float[] last;
         using (NewDisposeScope())
         {
-            var x = tensor(inputs, [batch, length, width]).to(device).to(dtype);
+            // Upload first and cast on the device (libtorch would cast on the CPU during the copy); on the
+            // CPU always copy, so the model never aliases the reused host buffer.
+            var onGpu = device.type == DeviceType.CUDA;
+            var x = onGpu ? _hostInputs!.to(device, non_blocking: true).to(dtype) : _hostInputs!.to(dtype, copy: true);
+            if (onGpu) cuda.synchronize();
+            Stages.UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
             var vectors = LayerVectors(round.BlockHash, dtype, device);
             var hidden = model.Hidden(x, (layer, h) => Reflect(h, vectors[layer]));
             last = hidden[TensorIndex.Colon, -1, TensorIndex.Colon].to(ScalarType.Float32).cpu().data<float>().ToArray();
@@ -69,6 +74,21 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
                 artifacts.Add(new PocArtifact(nonces[i], ArtifactEncoder.Encode(round, nonces[i], row)));
         }
         return artifacts;
+    }
+
+    /// <summary>
+    /// The float32 input batch is generated straight into one host tensor kept across batches (page-locked
+    /// when the model is on a GPU, so the upload is a single DMA): no managed copy of half a gigabyte per batch.
+    /// </summary>
+    private unsafe Span<float> HostInputs(long[] shape, Device device)
+    {
+        if (_hostInputs is null || !_hostInputs.shape.SequenceEqual(shape))
+        {
+            _hostInputs?.Dispose();
+            using var plain = empty(shape, ScalarType.Float32);
+            _hostInputs = (device.type == DeviceType.CUDA ? plain.pin_memory() : plain.clone()).DetachFromDisposeScope();
+        }
+        return new Span<float>((void*)_hostInputs.storage<float>().data_ptr(), checked((int)_hostInputs.numel()));
     }
 
     /// <summary>H x = x − 2 (x·v) v per token, in the activation dtype like the reference's hook.</summary>
@@ -91,6 +111,9 @@ public sealed class PocStageTimes
 {
     /// <summary>Seeded input generation on the CPU.</summary>
     public double InputSeconds { get; set; }
+
+    /// <summary>Of <see cref="ForwardSeconds"/>: the inputs' copy to the device and cast to the activation dtype.</summary>
+    public double UploadSeconds { get; set; }
 
     /// <summary>Upload, model forward with reflections, and the last hidden rows back to the CPU.</summary>
     public double ForwardSeconds { get; set; }

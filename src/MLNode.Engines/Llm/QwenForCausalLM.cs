@@ -79,12 +79,23 @@ public sealed class QwenModel : nn.Module
         using var scope = NewDisposeScope();
         var positions = arange(x.shape[1], ScalarType.Int64, x.device);
         var (cos, sin) = _rope.Tables(positions, x.dtype);
+        var h = x;
         for (var i = 0; i < layers.Count; i++)
         {
-            x = layers[i].forward(x, cos, sin);
-            if (afterLayer is not null) x = afterLayer(i, x);
+            var next = layers[i].forward(h, cos, sin);
+            if (afterLayer is not null) next = Replace(next, afterLayer(i, next));
+            // Free each layer's input as soon as the next exists: a 36-layer PoC batch would otherwise
+            // hold every layer's [B, L, d] output until the end of the forward.
+            if (!ReferenceEquals(h, x)) h.Dispose();
+            h = next;
         }
-        return norm.forward(x).MoveToOuterDisposeScope();
+        return norm.forward(h).MoveToOuterDisposeScope();
+    }
+
+    private static Tensor Replace(Tensor old, Tensor replacement)
+    {
+        if (!ReferenceEquals(old, replacement)) old.Dispose();
+        return replacement;
     }
 }
 
