@@ -13,6 +13,7 @@ public static class WorkerCommand
           --load ID             model to load at start (default: the demo LLM when --models is not given)
           --libtorch DIR        CUDA libtorch folder (env MLNODE_LIBTORCH); CPU when absent
           --cache-dir DIR       worker cache: generated demo models (default ~/.cache/mlnode)
+          --log-format FORMAT   text (default) or json
 
         Any setting can also be given as configuration (appsettings.json) or environment
         variable MLNODE_Worker__Port, MLNODE_Runtime__Libtorch, MLNODE_Hub__Endpoint, …
@@ -29,6 +30,7 @@ public static class WorkerCommand
         ["--load"] = "Worker:Load",
         ["--cache-dir"] = "Worker:CacheDir",
         ["--libtorch"] = "Runtime:Libtorch",
+        ["--log-format"] = "Worker:LogFormat",
     };
 
     public static async Task<int> RunAsync(string[] args)

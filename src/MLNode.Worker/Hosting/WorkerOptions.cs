@@ -22,6 +22,9 @@ public sealed class WorkerOptions
     /// <summary>Where generated demo models and other worker state live.</summary>
     public string CacheDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "mlnode");
 
+    /// <summary>Console log format: "text" (one line per event) or "json" (structured, for log collectors).</summary>
+    public string LogFormat { get; set; } = "text";
+
     /// <summary>Largest JSON body a management route accepts.</summary>
     public long MaxRequestBytes { get; set; } = 1 << 20;
 }
