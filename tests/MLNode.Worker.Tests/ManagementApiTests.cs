@@ -17,14 +17,6 @@ public sealed class ManagementApiTests
     private static Task<WorkerServer> Start(ScriptedEngine? engine = null, Func<IReadOnlyList<ModelFile>, IReadOnlyList<ModelFile>>? tamper = null) =>
         WorkerServer.StartAsync(f => TestRegistry.Json(f, tamper), s => s.AddSingleton<IExecutorFactory>(engine ?? new ScriptedEngine()));
 
-    private static async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpClient client, HttpMethod method, string path, string? json = null)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        using var response = await client.SendAsync(request, Ct);
-        var text = await response.Content.ReadAsStringAsync(Ct);
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
 
     private static string UpBody(params string[] args) =>
         JsonSerializer.Serialize(new { model = ModelId, dtype = "auto", additional_args = args });
@@ -35,7 +27,7 @@ public sealed class ManagementApiTests
         await using var worker = await Start();
         var m = worker.Management;
 
-        var (status, state) = await Send(m, HttpMethod.Get, "/api/v1/state");
+        var (status, state) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/state");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("STOPPED", (string?)state!["state"]);
         Assert.Null(state["poc_status"]);
@@ -43,15 +35,15 @@ public sealed class ManagementApiTests
         Assert.Equal("0.1.0", (string?)state["version"]);
 
         // dapi: POST /stop, then /inference/up with the chain's vLLM flags (unknown ones must not fail the start).
-        (status, var stop) = await Send(m, HttpMethod.Post, "/api/v1/stop");
+        (status, var stop) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/stop");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"status":"OK"}""", stop!.ToJsonString());
-        (status, var up) = await Send(m, HttpMethod.Post, "/api/v1/inference/up",
+        (status, var up) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up",
             UpBody("--tensor-parallel-size", "1", "--max-model-len", "40960", "--enable-auto-tool-choice", "--tool-call-parser", "hermes", "--kv-cache-dtype=fp8"));
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"status":"OK"}""", up!.ToJsonString());
 
-        (status, state) = await Send(m, HttpMethod.Get, "/api/v1/state");
+        (status, state) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/state");
         Assert.Equal("INFERENCE", (string?)state!["state"]);
         Assert.Equal("IDLE", (string?)state["poc_status"]);
         Assert.True((bool)state["inference_healthy"]!);
@@ -60,23 +52,23 @@ public sealed class ManagementApiTests
         // dapi's checks on the inference port: /health answers 200, /v1/models names the model first.
         using (var health = await worker.Inference.GetAsync("/health", Ct))
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-        (status, var models) = await Send(worker.Inference, HttpMethod.Get, "/v1/models");
+        (status, var models) = await JsonHttp.Send(worker.Inference, HttpMethod.Get, "/v1/models");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("list", (string?)models!["object"]);
         Assert.Equal(ModelId, (string?)models["data"]![0]!["id"]);
         Assert.Equal(40960, (int)models["data"]![0]!["max_model_len"]!);
 
-        (status, var upStatus) = await Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
+        (status, var upStatus) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
         Assert.Equal("completed", (string?)upStatus!["status"]);
         Assert.False((bool)upStatus["is_starting"]!);
         Assert.True((bool)upStatus["is_running"]!);
         Assert.Null(upStatus["error"]);
 
-        (status, _) = await Send(m, HttpMethod.Post, "/api/v1/inference/down");
+        (status, _) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/down");
         Assert.Equal(HttpStatusCode.OK, status);
-        (_, state) = await Send(m, HttpMethod.Get, "/api/v1/state");
+        (_, state) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/state");
         Assert.Equal("STOPPED", (string?)state!["state"]);
-        (status, _) = await Send(worker.Inference, HttpMethod.Get, "/v1/models");
+        (status, _) = await JsonHttp.Send(worker.Inference, HttpMethod.Get, "/v1/models");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
     }
 
@@ -87,28 +79,28 @@ public sealed class ManagementApiTests
         await using var worker = await Start(engine);
         var m = worker.Management;
 
-        var (status, body) = await Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
+        var (status, body) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("starting", (string?)body!["status"]);
         Assert.Equal("Inference startup initiated in background", (string?)body["message"]);
 
-        (status, var upStatus) = await Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
+        (status, var upStatus) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
         Assert.Equal("in_progress", (string?)upStatus!["status"]);
         Assert.True((bool)upStatus["is_starting"]!);
 
-        (status, body) = await Send(m, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         Assert.Equal(HttpStatusCode.Conflict, status);
         Assert.Contains("already running", (string?)body!["detail"]);
 
-        await WaitFor(async () => (string?)(await Send(m, HttpMethod.Get, "/api/v1/inference/up/status")).Body!["status"] == "completed");
-        (status, body) = await Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
+        await WaitFor(async () => (string?)(await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/inference/up/status")).Body!["status"] == "completed");
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
         Assert.Equal(HttpStatusCode.Conflict, status);
         Assert.Equal(1, engine.Loads);
 
         // stop always succeeds and frees the node for the next start.
-        (status, _) = await Send(m, HttpMethod.Post, "/api/v1/stop");
+        (status, _) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/stop");
         Assert.Equal(HttpStatusCode.OK, status);
-        (status, _) = await Send(m, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        (status, _) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(2, engine.Loads);
     }
@@ -119,13 +111,13 @@ public sealed class ManagementApiTests
         var engine = new ScriptedEngine { LoadDelay = TimeSpan.FromSeconds(30) };
         await using var worker = await Start(engine);
         var m = worker.Management;
-        await Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
-        var (status, _) = await Send(m, HttpMethod.Post, "/api/v1/inference/down");
+        await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/up/async", UpBody());
+        var (status, _) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/inference/down");
         Assert.Equal(HttpStatusCode.OK, status);
-        var (_, upStatus) = await Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
+        var (_, upStatus) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/inference/up/status");
         Assert.Equal("cancelled", (string?)upStatus!["status"]);
         Assert.False((bool)upStatus["is_running"]!);
-        var (_, state) = await Send(m, HttpMethod.Get, "/api/v1/state");
+        var (_, state) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/state");
         Assert.Equal("STOPPED", (string?)state!["state"]);
     }
 
@@ -154,13 +146,13 @@ public sealed class ManagementApiTests
     public async Task Bad_up_bodies_get_a_4xx_naming_the_field_and_change_nothing(string json, int expected, string field)
     {
         await using var worker = await Start();
-        var (status, body) = await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", json);
+        var (status, body) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", json);
         Assert.Equal(expected, (int)status);
         Assert.Contains(field, body!.ToJsonString());
-        var (_, state) = await Send(worker.Management, HttpMethod.Get, "/api/v1/state");
+        var (_, state) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/state");
         Assert.Equal("STOPPED", (string?)state!["state"]);
         // The node still takes a good request afterwards.
-        var (ok, _) = await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        var (ok, _) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         Assert.Equal(HttpStatusCode.OK, ok);
     }
 
@@ -169,7 +161,7 @@ public sealed class ManagementApiTests
     {
         await using var worker = await Start();
         var args = Enumerable.Repeat("--x", 300_000).ToArray();
-        var (status, body) = await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody(args));
+        var (status, body) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody(args));
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, status);
         Assert.Contains("body", (string?)body!["detail"]);
     }
@@ -179,15 +171,15 @@ public sealed class ManagementApiTests
     {
         var engine = new ScriptedEngine();
         await using var worker = await Start(engine, files => [files[0], files[1] with { Sha256 = new string('0', 64) }]);
-        var (status, body) = await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        var (status, body) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         Assert.Equal(HttpStatusCode.InternalServerError, status);
         var detail = (string?)body!["detail"];
         Assert.Contains("model.safetensors: SHA-256 is ", detail);
         Assert.Contains("nothing was loaded", detail);
         Assert.Equal(0, engine.Loads);
-        var (_, state) = await Send(worker.Management, HttpMethod.Get, "/api/v1/state");
+        var (_, state) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/state");
         Assert.Equal("STOPPED", (string?)state!["state"]);
-        var (_, upStatus) = await Send(worker.Management, HttpMethod.Get, "/api/v1/inference/up/status");
+        var (_, upStatus) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/inference/up/status");
         Assert.Equal("failed", (string?)upStatus!["status"]);
         Assert.Contains("SHA-256", (string?)upStatus["error"]);
     }
@@ -197,7 +189,7 @@ public sealed class ManagementApiTests
     {
         await using var worker = await Start();
         File.Delete(Path.Combine(worker.Folder, "model", "model.safetensors"));
-        var (status, body) = await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        var (status, body) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         Assert.Equal(HttpStatusCode.InternalServerError, status);
         Assert.Contains("model.safetensors: missing", (string?)body!["detail"]);
     }
@@ -206,11 +198,11 @@ public sealed class ManagementApiTests
     public async Task Gpu_routes_without_nvml_answer_like_the_reference()
     {
         await using var worker = await Start();
-        var (status, devices) = await Send(worker.Management, HttpMethod.Get, "/api/v1/gpu/devices");
+        var (status, devices) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/gpu/devices");
         Assert.Equal(HttpStatusCode.OK, status);
         // This CI machine has no NVIDIA driver: an empty list, and 503 for the driver, as pynvml's absence gives.
         Assert.Equal("""{"devices":[],"count":0}""", devices!.ToJsonString());
-        (status, var driver) = await Send(worker.Management, HttpMethod.Get, "/api/v1/gpu/driver");
+        (status, var driver) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/gpu/driver");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Contains("NVML", (string?)driver!["detail"]);
     }
@@ -221,14 +213,14 @@ public sealed class ManagementApiTests
         await using var worker = await Start();
         foreach (var path in new[] { "/health", "/livez" })
         {
-            var (status, health) = await Send(worker.Management, HttpMethod.Get, path);
+            var (status, health) = await JsonHttp.Send(worker.Management, HttpMethod.Get, path);
             Assert.Equal(HttpStatusCode.OK, status);
             Assert.Equal("healthy", (string?)health!["status"]);
             Assert.Equal("STOPPED", (string?)health["service_state"]);
             Assert.False((bool)health["gpu"]!["available"]!);
             Assert.Equal(["pow", "inference", "train"], health["managers"]!.AsObject().Select(p => p.Key));
         }
-        var (readyStatus, ready) = await Send(worker.Management, HttpMethod.Get, "/readyz");
+        var (readyStatus, ready) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/readyz");
         Assert.Equal(HttpStatusCode.OK, readyStatus);
         Assert.Equal("""{"ready":true}""", ready!.ToJsonString());
     }
@@ -245,7 +237,7 @@ public sealed class ManagementApiTests
         using var stop = await worker.Inference.PostAsync("/api/v1/stop", null, Ct);
         Assert.Equal(HttpStatusCode.NotFound, stop.StatusCode);
         // Without a model, the OpenAI routes answer like the reference proxy without a backend.
-        var (status, body) = await Send(worker.Inference, HttpMethod.Get, "/v1/models");
+        var (status, body) = await JsonHttp.Send(worker.Inference, HttpMethod.Get, "/v1/models");
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Equal("No vLLM backend available", (string?)body!["detail"]);
     }
@@ -254,7 +246,7 @@ public sealed class ManagementApiTests
     public async Task Metrics_report_requests_node_state_and_model_load_time()
     {
         await using var worker = await Start();
-        await Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
         var text = await worker.Management.GetStringAsync("/metrics", Ct);
         Assert.Contains("mlnode_node_state{state=\"INFERENCE\"} 1", text);
         Assert.Contains($"mlnode_model_load_seconds{{model=\"{ModelId}\"}}", text);

@@ -13,14 +13,6 @@ public sealed class ModelCacheApiTests
         $"--Hub:HfHome={Path.Combine(Path.GetTempPath(), "mlnode-hf-" + Guid.NewGuid().ToString("N"))}", $"--Hub:Offline={offline}",
         "--Hub:Endpoint=http://127.0.0.1:9");
 
-    private static async Task<(HttpStatusCode, JsonNode?)> Send(HttpClient client, HttpMethod method, string path, string? json)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        using var response = await client.SendAsync(request, Ct);
-        var text = await response.Content.ReadAsStringAsync(Ct);
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
 
     [Fact]
     public async Task Routes_answer_in_the_reference_shapes()
@@ -29,26 +21,26 @@ public sealed class ModelCacheApiTests
         var m = worker.Management;
         var model = """{"hf_repo":"Qwen/Qwen3-8B","hf_commit":null}""";
 
-        var (status, body) = await Send(m, HttpMethod.Post, "/api/v1/models/status", model);
+        var (status, body) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/models/status", model);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"model":{"hf_repo":"Qwen/Qwen3-8B","hf_commit":null},"status":"NOT_FOUND","progress":null,"error_message":null}""", body!.ToJsonString());
 
         // Offline hosts: the download is acknowledged and ignored, exactly like the reference.
-        (status, body) = await Send(m, HttpMethod.Post, "/api/v1/models/download", model);
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Post, "/api/v1/models/download", model);
         Assert.Equal(HttpStatusCode.Accepted, status);
         Assert.Equal("IGNORED", (string?)body!["status"]);
         Assert.EndsWith(":offline", (string?)body["task_id"]);
 
-        (status, body) = await Send(m, HttpMethod.Get, "/api/v1/models/list", null);
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/models/list", null);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal("""{"models":[]}""", body!.ToJsonString());
 
-        (status, body) = await Send(m, HttpMethod.Get, "/api/v1/models/space", null);
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Get, "/api/v1/models/space", null);
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.True((double)body!["available_gb"]! > 0);
         Assert.EndsWith("hub", (string?)body["cache_path"]);
 
-        (status, body) = await Send(m, HttpMethod.Delete, "/api/v1/models", model);
+        (status, body) = await JsonHttp.Send(m, HttpMethod.Delete, "/api/v1/models", model);
         Assert.Equal(HttpStatusCode.NotFound, status);
         Assert.Contains("not found", (string?)body!["detail"]);
     }
@@ -64,7 +56,7 @@ public sealed class ModelCacheApiTests
         await using var worker = await Start(offline: false);
         foreach (var (method, path) in new[] { (HttpMethod.Post, "/api/v1/models/status"), (HttpMethod.Post, "/api/v1/models/download"), (HttpMethod.Delete, "/api/v1/models") })
         {
-            var (status, body) = await Send(worker.Management, method, path, json);
+            var (status, body) = await JsonHttp.Send(worker.Management, method, path, json);
             Assert.Equal(HttpStatusCode.UnprocessableEntity, status);
             Assert.Contains(field, (string?)body!["detail"]![0]!["msg"]);
         }

@@ -189,7 +189,7 @@ public sealed class GenerateTests
         Assert.Equal(HttpStatusCode.OK, status);
         var validating = (string)body!["request_id"]!;
         await Until(async () => await poc.PocStatus() == "VALIDATING", "poc_status VALIDATING");
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await Send(poc.Inference, HttpMethod.Post, "/v1/chat/completions", "{}")).Status);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await JsonHttp.Send(poc.Inference, HttpMethod.Post, "/v1/chat/completions", "{}")).Status);
         await Until(async () => (string?)(await poc.Send(HttpMethod.Get, $"{Generate}/{validating}")).Body!["status"] == "completed", "validation completes");
         Assert.Equal("IDLE", await poc.PocStatus());
     }

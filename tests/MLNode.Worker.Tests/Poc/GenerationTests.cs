@@ -34,7 +34,7 @@ public sealed class GenerationTests
         {
             foreach (var path in InferencePaths)
             {
-                var (chat, refusal) = await Send(client, HttpMethod.Post, path, """{"model":"Qwen/Qwen3-0.6B","messages":[]}""");
+                var (chat, refusal) = await JsonHttp.Send(client, HttpMethod.Post, path, """{"model":"Qwen/Qwen3-0.6B","messages":[]}""");
                 Assert.Equal(HttpStatusCode.ServiceUnavailable, chat);
                 Assert.Equal(Refusal, refusal!.ToJsonString());
             }
@@ -76,7 +76,7 @@ public sealed class GenerationTests
         (_, body) = await poc.Send(HttpMethod.Get, "/api/v1/inference/pow/status");
         Assert.Equal($$"""{"status":"IDLE","backends":[{"port":{{port}},"status":"IDLE","config":null,"stats":null}]}""", body!.ToJsonString());
         // The gate is open again: the inference routes are whatever the engine maps (nothing in this build).
-        var (open, _) = await Send(poc.Inference, HttpMethod.Post, "/v1/chat/completions", "{}");
+        var (open, _) = await JsonHttp.Send(poc.Inference, HttpMethod.Post, "/v1/chat/completions", "{}");
         Assert.Equal(HttpStatusCode.NotFound, open);
 
         // Everything computed before the stop is delivered, exactly once: node 1 of 2 gets 1, 3, 5, … without gaps.

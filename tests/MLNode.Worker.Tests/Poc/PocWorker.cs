@@ -112,19 +112,11 @@ public sealed class PocWorker : IAsyncDisposable
     }
 
     public Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, JsonNode? json) =>
-        Send(Management, method, path, json?.ToJsonString());
+        JsonHttp.Send(Management, method, path, json?.ToJsonString());
 
     public Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpMethod method, string path, string? json = null) =>
-        Send(Management, method, path, json);
+        JsonHttp.Send(Management, method, path, json);
 
-    public static async Task<(HttpStatusCode Status, JsonNode? Body)> Send(HttpClient client, HttpMethod method, string path, string? json = null)
-    {
-        using var request = new HttpRequestMessage(method, path);
-        if (json is not null) request.Content = new StringContent(json, Encoding.UTF8, "application/json");
-        using var response = await client.SendAsync(request, Ct);
-        var text = await response.Content.ReadAsStringAsync(Ct);
-        return (response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
-    }
 
     /// <summary>/api/v1/state's poc_status.</summary>
     public async Task<string?> PocStatus() => (string?)(await Send(HttpMethod.Get, "/api/v1/state")).Body!["poc_status"];
