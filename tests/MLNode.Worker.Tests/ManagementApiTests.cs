@@ -12,7 +12,7 @@ namespace MLNode.Worker.Tests;
 public sealed class ManagementApiTests
 {
     private const string ModelId = TestRegistry.ModelId;
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static Task<WorkerServer> Start(ScriptedEngine? engine = null, Func<IReadOnlyList<ModelFile>, IReadOnlyList<ModelFile>>? tamper = null) =>
         WorkerServer.StartAsync(f => TestRegistry.Json(f, tamper), s => s.AddSingleton<IExecutorFactory>(engine ?? new ScriptedEngine()));

@@ -7,7 +7,7 @@ namespace MLNode.Worker.Tests;
 /// <summary>/api/v1/models/* over the HF cache (the download machinery itself is tested in MLNode.Runtime.Tests/Hub).</summary>
 public sealed class ModelCacheApiTests
 {
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private static Task<WorkerServer> Start(bool offline) => WorkerServer.StartAsync(_ => """{"models":[]}""", null,
         $"--Hub:HfHome={Path.Combine(Path.GetTempPath(), "mlnode-hf-" + Guid.NewGuid().ToString("N"))}", $"--Hub:Offline={offline}",

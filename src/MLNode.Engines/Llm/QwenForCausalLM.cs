@@ -43,7 +43,24 @@ public sealed class QwenForCausalLM : nn.Module
     /// <paramref name="inputsEmbeds"/> [B, L, d] at positions 0..L−1. <paramref name="afterLayer"/>, when
     /// given, replaces each decoder layer's output (PoC's per-layer reflection).
     /// </summary>
-    public Tensor Hidden(Tensor inputsEmbeds, Func<int, Tensor, Tensor>? afterLayer = null) => model.forward(inputsEmbeds, afterLayer);
+    public Tensor Hidden(Tensor inputsEmbeds, Func<int, Tensor, Tensor>? afterLayer = null) => model.forward(inputsEmbeds, afterLayer, null);
+
+    /// <summary>
+    /// Runs a prompt (int64 [1, L]) at positions 0..L−1, storing its keys and values in the cache slot;
+    /// returns the float32 logits [L, V] of every position.
+    /// </summary>
+    public Tensor Prefill(Tensor ids, PrefillStep step)
+    {
+        using var scope = NewDisposeScope();
+        return Logits(model.forward(Embed(ids), null, step))[0].MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One new token per sequence (int64 [B]) at its position, reading and extending the cache; float32 logits [B, V].</summary>
+    public Tensor Decode(Tensor ids, DecodeStep step)
+    {
+        using var scope = NewDisposeScope();
+        return Logits(model.forward(Embed(ids.unsqueeze(1)), null, step))[TensorIndex.Colon, 0].MoveToOuterDisposeScope();
+    }
 
     /// <summary>Logits over every row of the checkpoint's LM head (no vocabulary masking), in float32.</summary>
     public Tensor Logits(Tensor hidden)
@@ -74,15 +91,16 @@ public sealed class QwenModel : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Func<int, Tensor, Tensor>? afterLayer)
+    public Tensor forward(Tensor x, Func<int, Tensor, Tensor>? afterLayer, KvStep? step)
     {
         using var scope = NewDisposeScope();
-        var positions = arange(x.shape[1], ScalarType.Int64, x.device);
-        var (cos, sin) = _rope.Tables(positions, x.dtype);
+        var (cos, sin) = step is DecodeStep decode
+            ? Rows(_rope.Tables(decode.Positions, x.dtype))
+            : _rope.Tables(arange(x.shape[1], ScalarType.Int64, x.device), x.dtype);
         var h = x;
         for (var i = 0; i < layers.Count; i++)
         {
-            var next = layers[i].forward(h, cos, sin);
+            var next = layers[i].forward(h, cos, sin, step, i);
             if (afterLayer is not null) next = Replace(next, afterLayer(i, next));
             // Free each layer's input as soon as the next exists: a 36-layer PoC batch would otherwise
             // hold every layer's [B, L, d] output until the end of the forward.
@@ -91,6 +109,9 @@ public sealed class QwenModel : nn.Module
         }
         return norm.forward(h).MoveToOuterDisposeScope();
     }
+
+    /// <summary>Per-sequence tables [B, D] → [B, 1, 1, D], broadcasting over heads and the single new position.</summary>
+    private static (Tensor, Tensor) Rows((Tensor Cos, Tensor Sin) t) => (t.Cos.unsqueeze(1).unsqueeze(1), t.Sin.unsqueeze(1).unsqueeze(1));
 
     private static Tensor Replace(Tensor old, Tensor replacement)
     {
@@ -119,10 +140,10 @@ public sealed class QwenDecoderLayer : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin)
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, KvStep? step, int layer)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin);
+        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, step, layer);
         return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
     }
 }
@@ -158,7 +179,7 @@ public sealed class QwenAttention : nn.Module
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor x, Tensor cos, Tensor sin)
+    public Tensor forward(Tensor x, Tensor cos, Tensor sin, KvStep? step, int layer)
     {
         using var scope = NewDisposeScope();
         var (batch, length) = (x.shape[0], x.shape[1]);
@@ -167,12 +188,31 @@ public sealed class QwenAttention : nn.Module
         var v = Heads(v_proj.forward(x), _kvHeads, null, batch, length);
         q = RotaryEmbedding.Apply(q, cos, sin);
         k = RotaryEmbedding.Apply(k, cos, sin);
+        Tensor? mask = null;
+        switch (step)
+        {
+            case PrefillStep prefill:
+                step.Cache.Keys(layer)[prefill.Slot].narrow(1, 0, length).copy_(k[0]);
+                step.Cache.Values(layer)[prefill.Slot].narrow(1, 0, length).copy_(v[0]);
+                break;
+            case DecodeStep decode:
+                // Write this token's key/value at each sequence's position, then attend over its whole history.
+                TensorIndex[] at = [TensorIndex.Tensor(decode.Slots), TensorIndex.Colon, TensorIndex.Tensor(decode.Positions)];
+                step.Cache.Keys(layer).index_put_(k[TensorIndex.Colon, TensorIndex.Colon, 0], at);
+                step.Cache.Values(layer).index_put_(v[TensorIndex.Colon, TensorIndex.Colon, 0], at);
+                k = step.Cache.Keys(layer).index_select(0, decode.Slots).narrow(2, 0, decode.Span);
+                v = step.Cache.Values(layer).index_select(0, decode.Slots).narrow(2, 0, decode.Span);
+                mask = (arange(decode.Span, ScalarType.Int64, x.device).unsqueeze(0) <= decode.Positions.unsqueeze(1)).view(batch, 1, 1, decode.Span);
+                break;
+        }
         if (_kvHeads != _heads)
         {
             k = k.repeat_interleave(_heads / _kvHeads, dim: 1);
             v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
         }
-        var attended = nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true);
+        var attended = mask is null
+            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+            : nn.functional.scaled_dot_product_attention(q, k, v, mask);
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
     }

@@ -30,7 +30,7 @@ public sealed class PocWorker : IAsyncDisposable
         "--Poc:ProgressLogIntervalSec", "0.2",
     ];
 
-    private static readonly CancellationToken Ct = TestContext.Current.CancellationToken;
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     private PocWorker(WorkerServer server, DeterministicProver prover)
     {

@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using MLNode.Engines.Layers;
+using MLNode.Engines.Llm.Sampling;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Llm;
+
+public enum FinishReason { Stop, Length, Cancelled }
+
+/// <summary>A sequence to generate: prompt ids, sampling, limits, and (for validator replay) the ids to emit.</summary>
+public sealed record GenerationRequest(
+    IReadOnlyList<int> Prompt,
+    SamplingParams Sampling,
+    int MaxTokens,
+    IReadOnlySet<int> StopTokens,
+    IReadOnlyList<int>? Enforced = null,
+    bool IgnoreEos = false);
+
+/// <summary>One generated token; <see cref="Finish"/> is set on the last one.</summary>
+public sealed record GeneratedToken(TokenLogprob Token, FinishReason? Finish);
+
+/// <summary>
+/// Continuous batching over one model: new sequences are prefilled as KV-cache slots free up, and every
+/// step decodes one token for all running sequences together. One thread owns the model's generation
+/// state; callers stream tokens from a channel and may cancel at any time (their slot is freed at the
+/// next step). A failing step fails only the sequences in it; the loop keeps serving.
+/// </summary>
+public sealed class LlmGenerator : IAsyncDisposable
+{
+    private readonly QwenForCausalLM _model;
+    private readonly KvCache _cache;
+    private readonly int _maxBatch;
+    private readonly ILogger _logger;
+    private readonly ConcurrentQueue<Sequence> _pending = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private readonly List<Sequence> _running = [];
+
+    public LlmGenerator(QwenForCausalLM model, KvCache cache, int maxBatch, ILogger logger)
+    {
+        (_model, _cache, _maxBatch, _logger) = (model, cache, Math.Min(maxBatch, cache.Slots), logger);
+        _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
+    }
+
+    /// <summary>Longest prompt + completion a sequence may reach.</summary>
+    public int Capacity => _cache.Capacity;
+
+    public int Running => Volatile.Read(ref _runningCount);
+    private int _runningCount;
+
+    public ChannelReader<GeneratedToken> Generate(GenerationRequest request, CancellationToken ct)
+    {
+        if (request.Prompt.Count == 0) throw new ArgumentException("the prompt is empty", nameof(request));
+        if (request.Prompt.Count >= Capacity)
+            throw new ArgumentException($"the prompt has {request.Prompt.Count} tokens; this model's context is {Capacity}", nameof(request));
+        var sequence = new Sequence(request, ct);
+        _pending.Enqueue(sequence);
+        _wake.Release();
+        return sequence.Output.Reader;
+    }
+
+    private async Task Run()
+    {
+        var stopping = _stop.Token;
+        while (!stopping.IsCancellationRequested)
+        {
+            if (_running.Count == 0 && _pending.IsEmpty)
+            {
+                try { await _wake.WaitAsync(stopping); }
+                catch (OperationCanceledException) { break; }
+            }
+            Admit();
+            if (_running.Count > 0) Step(_running, DecodeAll);
+            Volatile.Write(ref _runningCount, _running.Count);
+        }
+        foreach (var s in _running.Concat(_pending)) s.Output.Writer.TryComplete(new ObjectDisposedException(nameof(LlmGenerator)));
+    }
+
+    /// <summary>Prefills waiting sequences while slots and batch room remain, emitting each one's first token.</summary>
+    private void Admit()
+    {
+        while (_running.Count < _maxBatch && _cache.FreeSlots > 0 && _pending.TryDequeue(out var sequence))
+        {
+            if (sequence.Cancelled.IsCancellationRequested)
+            {
+                Finish(sequence, FinishReason.Cancelled);
+                continue;
+            }
+            sequence.Slot = _cache.Acquire();
+            _running.Add(sequence);
+            Step([sequence], batch =>
+            {
+                using var scope = NewDisposeScope();
+                var s = batch[0];
+                var ids = tensor(s.Request.Prompt.Select(t => (long)t).ToArray(), [1, s.Request.Prompt.Count], device: Device);
+                var logits = _model.Prefill(ids, new PrefillStep(_cache, s.Slot));
+                Emit(s, logits[-1]);
+            });
+        }
+    }
+
+    private Device Device => _model.parameters().First().device;
+
+    private void DecodeAll(IReadOnlyList<Sequence> batch)
+    {
+        using var scope = NewDisposeScope();
+        var device = Device;
+        var ids = tensor(batch.Select(s => (long)s.Tokens[^1]).ToArray(), device: device);
+        var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
+        var step = new DecodeStep(_cache, tensor(batch.Select(s => (long)s.Slot).ToArray(), device: device), tensor(positions, device: device), positions.Max() + 1);
+        var logits = _model.Decode(ids, step);
+        for (var i = 0; i < batch.Count; i++) Emit(batch[i], logits[i]);
+    }
+
+    /// <summary>Runs one forward for <paramref name="batch"/>; on failure fails those sequences (not the loop) and frees their slots.</summary>
+    private void Step(IReadOnlyList<Sequence> batch, Action<IReadOnlyList<Sequence>> forward)
+    {
+        foreach (var s in batch.Where(s => s.Cancelled.IsCancellationRequested).ToList()) Finish(s, FinishReason.Cancelled);
+        var live = batch.Where(s => !s.Done).ToList();
+        try
+        {
+            if (live.Count > 0) forward(live);
+        }
+        catch (Exception e)
+        {
+            _logger.LogError(e, "Generation step for {Count} sequence(s) failed; they are ended with the error", live.Count);
+            foreach (var s in live.Where(s => !s.Done))
+            {
+                s.Done = true;
+                Release(s);
+                s.Output.Writer.TryComplete(e);
+            }
+        }
+        _running.RemoveAll(s => s.Done);
+    }
+
+    /// <summary>Samples (or replays) the next token of <paramref name="s"/> from its logits row and decides whether it ends there.</summary>
+    private void Emit(Sequence s, Tensor logits)
+    {
+        var step = s.Tokens.Count;
+        var enforced = s.Request.Enforced;
+        var token = TokenSampler.Next(logits, s.Request.Sampling, step, enforced is null ? null : enforced[step]);
+        s.Tokens.Add(token.Token);
+        FinishReason? finish =
+            (!s.Request.IgnoreEos || enforced is not null) && s.Request.StopTokens.Contains(token.Token) ? FinishReason.Stop
+            : enforced is not null && s.Tokens.Count == enforced.Count ? FinishReason.Stop
+            : s.Tokens.Count >= s.Request.MaxTokens || s.Request.Prompt.Count + s.Tokens.Count >= Capacity ? FinishReason.Length
+            : null;
+        s.Output.Writer.TryWrite(new GeneratedToken(token, finish));
+        if (finish is not null)
+        {
+            s.Done = true;
+            Release(s);
+            s.Output.Writer.TryComplete();
+        }
+    }
+
+    private void Finish(Sequence s, FinishReason reason)
+    {
+        s.Done = true;
+        Release(s);
+        s.Output.Writer.TryComplete(reason == FinishReason.Cancelled ? new OperationCanceledException(s.Cancelled) : null);
+    }
+
+    private void Release(Sequence s)
+    {
+        if (s.Slot < 0) return;
+        _cache.Release(s.Slot);
+        s.Slot = -1;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop;
+        _cache.Dispose();
+    }
+
+    private sealed class Sequence(GenerationRequest request, CancellationToken cancelled)
+    {
+        public GenerationRequest Request { get; } = request;
+        public CancellationToken Cancelled { get; } = cancelled;
+        public Channel<GeneratedToken> Output { get; } = Channel.CreateUnbounded<GeneratedToken>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        public List<int> Tokens { get; } = [];
+        public int Slot { get; set; } = -1;
+        public bool Done { get; set; }
+    }
+}

@@ -1,0 +1,140 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
+using MLNode.Engines.Layers;
+using MLNode.Engines.Llm;
+using MLNode.Engines.Llm.Sampling;
+using MLNode.Tests;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Tests.Llm;
+
+/// <summary>
+/// Generation through the KV cache and continuous batching against transformers' greedy reference
+/// (fp32, logprobs within 1e-4 as in <see cref="QwenLogitsTests"/>), plus the sampler's contracts.
+/// </summary>
+public sealed class LlmGeneratorTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static LlmGenerator NewGenerator(string model, int slots = 4, int capacity = 128)
+    {
+        var lm = TinyModels.Get(model, ScalarType.Float32);
+        var c = lm.Config;
+        var cache = new KvCache(c.NumHiddenLayers, slots, c.NumKeyValueHeads, capacity, c.HeadDim, ScalarType.Float32, CPU);
+        return new LlmGenerator(lm, cache, slots, NullLogger.Instance);
+    }
+
+    private static async Task<List<GeneratedToken>> Collect(System.Threading.Channels.ChannelReader<GeneratedToken> reader)
+    {
+        var tokens = new List<GeneratedToken>();
+        await foreach (var t in reader.ReadAllAsync(Ct)) tokens.Add(t);
+        return tokens;
+    }
+
+    [Theory]
+    [MemberData(nameof(QwenLogitsTests.Models), MemberType = typeof(QwenLogitsTests))]
+    public async Task Batched_greedy_decoding_through_the_cache_matches_transformers(string model)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Fixtures.Path("llm", model, "reference_outputs.json")));
+        var greedy = doc.RootElement.GetProperty("fp32").GetProperty("greedy");
+        var prompt = greedy.GetProperty("prompt_ids").EnumerateArray().Select(e => e.GetInt32()).ToArray();
+        var steps = greedy.GetProperty("steps").EnumerateArray().ToArray();
+        await using var generator = NewGenerator(model);
+
+        // Two other sequences of other lengths run in the same batch and must not disturb the reference one.
+        var greedyParams = new SamplingParams(Temperature: 0, TopLogprobs: 5);
+        var others = new[] { new[] { 7, 8, 9 }, Enumerable.Range(20, 30).ToArray() }
+            .Select(p => Collect(generator.Generate(new GenerationRequest(p, greedyParams, 40, new HashSet<int>()), Ct))).ToList();
+        var ours = await Collect(generator.Generate(new GenerationRequest(prompt, greedyParams, steps.Length, new HashSet<int>()), Ct));
+        await Task.WhenAll(others);
+
+        Assert.Equal(steps.Length, ours.Count);
+        Assert.Equal(FinishReason.Length, ours[^1].Finish);
+        for (var i = 0; i < steps.Length; i++)
+        {
+            Assert.Equal(steps[i].GetProperty("token").GetInt32(), ours[i].Token.Token);
+            Assert.True(Math.Abs(ours[i].Token.Logprob - steps[i].GetProperty("logprob").GetDouble()) <= 1e-4, $"{model} step {i}");
+            Assert.Equal(steps[i].GetProperty("top_ids").EnumerateArray().Select(e => e.GetInt32()), ours[i].Token.Top.Select(t => t.Token));
+        }
+    }
+
+    [Fact]
+    public async Task A_seed_gives_the_same_tokens_alone_and_in_a_batch()
+    {
+        await using var generator = NewGenerator("qwen3-tiny");
+        var sampling = new SamplingParams(Temperature: 0.9, TopP: 0.95, TopK: 50, Seed: 1234, TopLogprobs: 3);
+        var request = new GenerationRequest([5, 6, 7, 8], sampling, 20, new HashSet<int>());
+        var alone = await Collect(generator.Generate(request, Ct));
+        var crowd = Enumerable.Range(0, 3).Select(i => Collect(generator.Generate(request with { Prompt = [1 + i, 2, 3] }, Ct))).ToList();
+        var again = await Collect(generator.Generate(request, Ct));
+        await Task.WhenAll(crowd);
+        Assert.Equal(alone.Select(t => t.Token.Token), again.Select(t => t.Token.Token));
+        // Batch composition changes GEMM blocking, so logprobs may move in the last float32 bits only.
+        Assert.All(alone.Zip(again), p => Assert.True(Math.Abs(p.First.Token.Logprob - p.Second.Token.Logprob) <= 1e-5));
+        var other = await Collect(generator.Generate(request with { Sampling = sampling with { Seed = 99 } }, Ct));
+        Assert.NotEqual(alone.Select(t => t.Token.Token), other.Select(t => t.Token.Token));
+    }
+
+    [Fact]
+    public async Task Replay_emits_the_enforced_tokens_with_this_models_logprobs()
+    {
+        await using var generator = NewGenerator("qwen3-tiny");
+        var sampling = new SamplingParams(Temperature: 0.7, Seed: 5, TopLogprobs: 5);
+        var executed = await Collect(generator.Generate(new GenerationRequest([10, 11, 12], sampling, 12, new HashSet<int>()), Ct));
+        var enforced = executed.Select(t => t.Token.Token).ToList();
+        var replayed = await Collect(generator.Generate(new GenerationRequest([10, 11, 12], sampling with { Seed = 777 }, 100, new HashSet<int>(), enforced), Ct));
+        Assert.Equal(enforced, replayed.Select(t => t.Token.Token));
+        // Same weights, same kernels: the validator's logprobs are the executor's, to the bit.
+        Assert.Equal(executed.Select(t => t.Token.Logprob), replayed.Select(t => t.Token.Logprob));
+        Assert.Equal(FinishReason.Stop, replayed[^1].Finish);
+    }
+
+    [Fact]
+    public async Task Processed_logprobs_mask_filtered_tokens_and_pad_like_the_fork()
+    {
+        await using var generator = NewGenerator("qwen3-tiny");
+        var processed = await Collect(generator.Generate(new GenerationRequest([3, 4], new SamplingParams(Temperature: 1.0, TopK: 2, Seed: 1, TopLogprobs: 5), 3, new HashSet<int>()), Ct));
+        foreach (var t in processed.Select(p => p.Token))
+        {
+            Assert.Equal(5, t.Top.Count);
+            Assert.All(t.Top.Take(2), e => Assert.True(float.IsFinite(e.Logprob)));
+            // Beyond top-k everything is masked: −∞, padded with the lowest ids.
+            Assert.Equal([0, 1, 2], t.Top.Skip(2).Select(e => e.Token).Where(id => !t.Top.Take(2).Any(f => f.Token == id)).Take(3).Concat([0, 1, 2]).Take(3));
+            Assert.All(t.Top.Skip(2), e => Assert.Equal(float.NegativeInfinity, e.Logprob));
+            Assert.Equal(1.0, t.Top.Take(2).Sum(e => Math.Exp(e.Logprob)), 4);
+        }
+        var raw = await Collect(generator.Generate(new GenerationRequest([3, 4], new SamplingParams(Temperature: 1.0, TopK: 2, Seed: 1, TopLogprobs: 5, Mode: LogprobsMode.Raw), 3, new HashSet<int>()), Ct));
+        Assert.All(raw, t => Assert.All(t.Token.Top, e => Assert.True(float.IsFinite(e.Logprob))));
+    }
+
+    [Fact]
+    public async Task Cancelled_sequences_free_their_slots_and_stop_tokens_end_a_sequence()
+    {
+        await using var generator = NewGenerator("qwen3-tiny", slots: 2);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(Ct);
+        var long1 = generator.Generate(new GenerationRequest([1, 2], new SamplingParams(Temperature: 0), 100, new HashSet<int>()), cancel.Token);
+        var long2 = generator.Generate(new GenerationRequest([1, 3], new SamplingParams(Temperature: 0), 100, new HashSet<int>()), cancel.Token);
+        await long1.ReadAsync(Ct);
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Collect(long1));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Collect(long2));
+
+        // Both slots are free again: two new sequences run to completion.
+        var greedy = await Collect(generator.Generate(new GenerationRequest([4, 5, 6], new SamplingParams(Temperature: 0), 8, new HashSet<int>()), Ct));
+        var stopAt = greedy[3].Token.Token;
+        var stopped = await Collect(generator.Generate(new GenerationRequest([4, 5, 6], new SamplingParams(Temperature: 0), 8, new HashSet<int> { stopAt }), Ct));
+        Assert.Equal(FinishReason.Stop, stopped[^1].Finish);
+        Assert.Equal(greedy.Take(stopped.Count).Select(t => t.Token.Token), stopped.Select(t => t.Token.Token));
+        Assert.Equal(stopAt, stopped[^1].Token.Token);
+    }
+
+    [Fact]
+    public async Task A_prompt_longer_than_the_context_is_refused()
+    {
+        await using var generator = NewGenerator("qwen3-tiny", capacity: 16);
+        Assert.Throws<ArgumentException>(() => generator.Generate(new GenerationRequest(Enumerable.Range(1, 16).ToArray(), new SamplingParams(), 4, new HashSet<int>()), Ct));
+        var capped = await Collect(generator.Generate(new GenerationRequest(Enumerable.Range(1, 12).ToArray(), new SamplingParams(Temperature: 0), 100, new HashSet<int>()), Ct));
+        Assert.Equal(4, capped.Count);
+        Assert.Equal(FinishReason.Length, capped[^1].Finish);
+    }
+}
