@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using MLNode.Protocol.Management;
-using MLNode.Protocol.Validation;
 
 namespace MLNode.Protocol.OpenAi;
 
