@@ -15,12 +15,18 @@ public static class GonkaJson
     /// <summary>Request bodies: unknown fields and nulls in non-nullable members are errors.</summary>
     public static JsonSerializerOptions StrictOptions { get; } = Create(strict: true);
 
-    private static JsonSerializerOptions Create(bool strict)
+    /// <summary>
+    /// vLLM's <c>exclude_unset</c> outputs (stream chunks) and bodies sent on to another server (validator replays):
+    /// a field left out takes pydantic's default there, whereas an explicit null fails a non-optional field.
+    /// </summary>
+    public static JsonSerializerOptions OmitNullsOptions { get; } = Create(strict: false, omitNulls: true);
+
+    private static JsonSerializerOptions Create(bool strict, bool omitNulls = false)
     {
         var options = new JsonSerializerOptions
         {
             PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-            DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+            DefaultIgnoreCondition = omitNulls ? JsonIgnoreCondition.WhenWritingNull : JsonIgnoreCondition.Never,
             RespectNullableAnnotations = true,
             RespectRequiredConstructorParameters = true,
             NumberHandling = JsonNumberHandling.Strict,
