@@ -4,7 +4,7 @@ using System.Globalization;
 namespace MLNode.Engines.Llm.Tokenization;
 
 /// <summary>A piece of input text: either an added token (<see cref="TokenId"/> ≥ 0) or text still to be tokenized.</summary>
-public readonly record struct TextSegment(int TokenId, string Text)
+internal readonly record struct TextSegment(int TokenId, string Text)
 {
     public bool IsAddedToken => TokenId >= 0;
 }
@@ -14,7 +14,7 @@ public readonly record struct TextSegment(int TokenId, string Text)
 /// over all tokens of the set; a match then rejected (a special token when specials are not allowed, a
 /// single-word token inside a word) stays plain text and does not let a shorter overlapping token match instead.
 /// </summary>
-public sealed class AddedTokenSplitter
+internal sealed class AddedTokenSplitter
 {
     private readonly SearchValues<string>? _contents;
     private readonly Dictionary<char, AddedToken[]> _byFirstChar;

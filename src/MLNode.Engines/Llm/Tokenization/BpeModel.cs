@@ -9,7 +9,7 @@ namespace MLNode.Engines.Llm.Tokenization;
 /// and the lowest-ranked adjacent pair is merged (leftmost first on ties) until no pair has a merge,
 /// exactly as HF <c>tokenizers</c> does it.
 /// </summary>
-public sealed class BpeModel
+internal sealed class BpeModel
 {
     // HF's BPE cache holds 10 000 words; long pre-tokens are rare and not worth keeping.
     private const int CacheCapacity = 10_000;
@@ -19,6 +19,8 @@ public sealed class BpeModel
     private readonly int[] _byteIds;
     private readonly bool _ignoreMerges;
     private readonly ConcurrentDictionary<string, int[]> _cache = new(StringComparer.Ordinal);
+    // ConcurrentDictionary.Count takes every lock; a counter of our own keeps cache misses cheap.
+    private int _cachedCount;
 
     private readonly record struct Merge(int Rank, int Id);
 
@@ -69,8 +71,8 @@ public sealed class BpeModel
             return;
         }
         var tokenized = TokenizeUncached(Encoding.UTF8.GetBytes(preToken));
-        if (preToken.Length <= MaxCachedLength && _cache.Count < CacheCapacity)
-            _cache.TryAdd(preToken, tokenized);
+        if (preToken.Length <= MaxCachedLength && Volatile.Read(ref _cachedCount) < CacheCapacity && _cache.TryAdd(preToken, tokenized))
+            Interlocked.Increment(ref _cachedCount);
         ids.AddRange(tokenized);
     }
 

@@ -4,7 +4,7 @@ namespace MLNode.Engines.Llm.Tokenization;
 /// GPT-2's <c>bytes_to_unicode</c>: each byte gets a printable character so that byte-level vocabularies
 /// can be stored as text (printable Latin-1 bytes map to themselves, the others to U+0100 onwards; space is 'Ġ').
 /// </summary>
-public static class ByteLevelAlphabet
+internal static class ByteLevelAlphabet
 {
     private static readonly char[] ByteToChar = BuildByteToChar();
     private static readonly Dictionary<char, byte> CharToByte = Enumerable.Range(0, 256).ToDictionary(b => ByteToChar[b], b => (byte)b);

@@ -10,7 +10,7 @@ namespace MLNode.Engines.Llm.Tokenization;
 /// characters of category Cs: a letter or digit outside the BMP would fall out of \p{L}/\p{N}. Such text is
 /// matched in a stand-in copy where each supplementary code point is one BMP character of the same class.
 /// </summary>
-public sealed class IsolatingRegexSplitter(string pattern)
+internal sealed class IsolatingRegexSplitter(string pattern)
 {
     // Stand-ins without case mappings, so the (?i) contractions of Qwen's pattern cannot match them.
     private const char LetterStandIn = '\u00AA';   // ª, Lo

@@ -8,7 +8,7 @@ namespace MLNode.Engines.Llm.Tokenization;
 /// alone or in a Sequence. It yields the plain-text pre-tokens whose UTF-8 bytes BPE merges; the mapping to the
 /// byte-level alphabet that HF's ByteLevel step also does is left to <see cref="BpeModel"/>.
 /// </summary>
-public sealed class PreTokenizer
+internal sealed class PreTokenizer
 {
     // tokenizers' ByteLevel pattern (GPT-2's), used when ByteLevel has use_regex.
     private const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
@@ -39,7 +39,7 @@ public sealed class PreTokenizer
 
     private static void Collect(JsonElement preTokenizer, List<Action<string, List<string>>> steps)
     {
-        if (preTokenizer.ValueKind == JsonValueKind.Null)
+        if (preTokenizer.ValueKind is JsonValueKind.Null or JsonValueKind.Undefined)
             return;
         var type = preTokenizer.GetProperty("type").GetString();
         switch (type)

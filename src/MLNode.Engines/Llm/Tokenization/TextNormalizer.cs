@@ -4,7 +4,7 @@ using MLNode.Engines.Llm.Tokenization.Unicode;
 namespace MLNode.Engines.Llm.Tokenization;
 
 /// <summary>The <c>normalizer</c> of a <c>tokenizer.json</c>: NFC or NFD, alone or in a Sequence.</summary>
-public sealed class TextNormalizer
+internal sealed class TextNormalizer
 {
     private readonly Func<string, string>[] _steps;
 
