@@ -10,6 +10,8 @@ public sealed class ByteLevelBpeTokenizerTests
 
     public static TheoryData<int> Cases => new(Enumerable.Range(0, TinyTokenizer.Encodings.GetProperty("cases").GetArrayLength()));
 
+    public static TheoryData<int> TokenizersJsCases => new(Enumerable.Range(0, TinyTokenizer.TokenizersJsEncodings.GetProperty("cases").GetArrayLength()));
+
     /// <summary>Strings the fixture does not cover; each must come back as its NFC form.</summary>
     public static TheoryData<string> TrickyTexts => new(
         "family 👨‍👩‍👧‍👦, flags 🇩🇪🇯🇵, skin tone 👍🏽, variation ❤️",
@@ -42,6 +44,18 @@ public sealed class ByteLevelBpeTokenizerTests
         var ids = reference.GetProperty("ids").EnumerateArray().Select(id => id.GetInt32());
 
         Assert.Equal(reference.GetProperty("decoded").GetString(), Tokenizer.Decode(ids));
+    }
+
+    [Theory]
+    [MemberData(nameof(TokenizersJsCases))]
+    public void Encodes_like_tokenizers_js_and_decodes_to_the_nfc_text(int index)
+    {
+        var reference = TinyTokenizer.TokenizersJsEncodings.GetProperty("cases")[index];
+        var text = reference.GetProperty("text").GetString()!;
+        var ids = reference.GetProperty("ids").EnumerateArray().Select(id => id.GetInt32()).ToArray();
+
+        Assert.Equal(ids, Tokenizer.Encode(text));
+        Assert.Equal(CanonicalNormalizer.Compose(text), Tokenizer.Decode(ids));
     }
 
     [Fact]

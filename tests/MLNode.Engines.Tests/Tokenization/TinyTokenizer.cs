@@ -12,6 +12,9 @@ internal static class TinyTokenizer
 
     public static JsonElement Encodings { get; } = JsonDocument.Parse(File.ReadAllText(Fixtures.Path("llm", "tokenizer-tiny", "encodings.json"))).RootElement;
 
+    /// <summary>Ids from tokenizers.js for strings the fixture lacks (see make_tokenizersjs_encodings.mjs).</summary>
+    public static JsonElement TokenizersJsEncodings { get; } = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Tokenization", "tokenizersjs_encodings.json"))).RootElement;
+
     /// <summary>A tokenizer from the fixture's tokenizer.json after <paramref name="edit"/>.</summary>
     public static ByteLevelBpeTokenizer Edited(Action<JsonObject> edit)
     {
