@@ -127,7 +127,7 @@ static class LayerProfile
         }), "layer");
         var layer = new QwenDecoderLayer(config, w, "model.layers.0", 0);
         var (cos, sin) = new RotaryEmbedding(hd, 1e6, runtime.Device).Tables(arange(l, ScalarType.Int64, runtime.Device), ScalarType.BFloat16);
-        Time("whole decoder layer", () => layer.forward(x, cos, sin), 2 * tokens * (d * (heads + 2 * kv) * hd + heads * hd * d + 3 * d * ff) + 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
+        Time("whole decoder layer", () => layer.forward(x, cos, sin, null, 0), 2 * tokens * (d * (heads + 2 * kv) * hd + heads * hd * d + 3 * d * ff) + 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
         Time("rope q", () => RotaryEmbedding.Apply(qh, cos, sin), 0, 2 * bytes);
         return 0;
     }
