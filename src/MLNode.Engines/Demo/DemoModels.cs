@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using MLNode.Engines.Llm.Tokenization;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
 
@@ -28,6 +29,8 @@ public static class DemoModels
         File.WriteAllText(Path.Combine(staging, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         File.WriteAllText(Path.Combine(staging, "generation_config.json"), "{\n  \"do_sample\": false,\n  \"eos_token_id\": 511\n}\n");
         SafetensorsWriter.Write(Path.Combine(staging, "model.safetensors"), Qwen3Tensors(id, config));
+        File.WriteAllText(Path.Combine(staging, "tokenizer.json"), ByteTokenizer().ToJsonString() + "\n");
+        File.WriteAllText(Path.Combine(staging, "tokenizer_config.json"), TokenizerConfig().ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
         if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
         Directory.Move(staging, folder);
     }
@@ -50,6 +53,61 @@ public static class DemoModels
         ["attention_bias"] = false,
         ["dtype"] = "bfloat16",
         ["eos_token_id"] = 511,
+    };
+
+    /// <summary>
+    /// Qwen's byte-level BPE layout with the 256 byte tokens as ids 0–255 and no merges, plus Qwen's three
+    /// special tokens as the last ids of the 512-row vocabulary: every text encodes, one byte per token.
+    /// </summary>
+    private static JsonObject ByteTokenizer()
+    {
+        var vocab = new JsonObject();
+        for (var b = 0; b < 256; b++) vocab[ByteLevelAlphabet.ToChar((byte)b).ToString()] = b;
+        var added = new JsonArray();
+        foreach (var (token, tokenId) in SpecialTokens)
+            added.Add(new JsonObject
+            {
+                ["id"] = tokenId, ["content"] = token, ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
+                ["normalized"] = false, ["special"] = true,
+            });
+        return new JsonObject
+        {
+            ["version"] = "1.0",
+            ["truncation"] = null,
+            ["padding"] = null,
+            ["added_tokens"] = added,
+            ["normalizer"] = new JsonObject { ["type"] = "NFC" },
+            ["pre_tokenizer"] = new JsonObject
+            {
+                ["type"] = "Sequence",
+                ["pretokenizers"] = new JsonArray(
+                    new JsonObject
+                    {
+                        ["type"] = "Split",
+                        ["pattern"] = new JsonObject { ["Regex"] = QwenPreTokenizerRegex },
+                        ["behavior"] = "Isolated",
+                        ["invert"] = false,
+                    },
+                    new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false }),
+            },
+            ["post_processor"] = null,
+            ["decoder"] = new JsonObject { ["type"] = "ByteLevel", ["add_prefix_space"] = false, ["trim_offsets"] = false, ["use_regex"] = false },
+            ["model"] = new JsonObject { ["type"] = "BPE", ["vocab"] = vocab, ["merges"] = new JsonArray() },
+        };
+    }
+
+    private const string QwenPreTokenizerRegex =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+
+    private static readonly (string Token, int Id)[] SpecialTokens = [("<|endoftext|>", 509), ("<|im_start|>", 510), ("<|im_end|>", 511)];
+
+    private static JsonObject TokenizerConfig() => new()
+    {
+        ["tokenizer_class"] = "Qwen2Tokenizer",
+        ["eos_token"] = "<|im_end|>",
+        ["pad_token"] = "<|endoftext|>",
+        ["chat_template"] = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
+        ["model_max_length"] = 4096,
     };
 
     private static IEnumerable<SafetensorsEntry> Qwen3Tensors(string id, JsonObject c)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
+using MLNode.Engines.Llm.Tokenization;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
@@ -16,16 +17,35 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
 
     public bool Supports(Modality modality, string architecture) => modality == Modality.Llm && Architectures.Contains(architecture);
 
+    /// <summary>KV-cache budget when nothing else is said (env MLNODE_KV_CACHE_GB): the context is cut to fit it.</summary>
+    private static double KvCacheGigabytes => double.TryParse(Environment.GetEnvironmentVariable("MLNODE_KV_CACHE_GB"), out var gb) && gb > 0 ? gb : 4;
+
     public Task<IModelExecutor> LoadAsync(ModelLoadRequest request, CancellationToken ct) => Task.Run<IModelExecutor>(() =>
     {
         var config = HfModelConfig.FromFile(Path.Combine(request.Folder, "config.json"));
         if (config.ModelType != request.Entry.Architecture)
             throw new ModelLoadException($"{request.Entry.Id}: config.json says model_type '{config.ModelType}', the registry says '{request.Entry.Architecture}'");
-        var model = Load(config, request.Folder, runtime.Device, DTypes.Parse(request.Entry.Dtype), loggers.CreateLogger<LlmEngine>(), ct);
+        var logger = loggers.CreateLogger<LlmEngine>();
+        var dtype = DTypes.Parse(request.Entry.Dtype);
+        var model = Load(config, request.Folder, runtime.Device, dtype, logger, ct);
+        var tokenizer = File.Exists(Path.Combine(request.Folder, "tokenizer.json")) ? ByteLevelBpeTokenizer.FromDirectory(request.Folder) : null;
+        if (tokenizer is null)
+            logger.LogWarning("{Model}: no tokenizer.json; the OpenAI endpoints need one, PoC does not", request.Entry.Id);
+
+        var slots = request.Args.MaxNumSeqs ?? request.Entry.Limits.MaxBatch;
+        var wanted = Math.Min(request.Args.MaxModelLen ?? request.Entry.Limits.MaxModelLen, config.MaxPositionEmbeddings);
+        var perPosition = KvCache.Bytes(config.NumHiddenLayers, slots, config.NumKeyValueHeads, 1, config.HeadDim, dtype);
+        var capacity = (int)Math.Min(wanted, (long)(KvCacheGigabytes * (1L << 30)) / perPosition);
+        if (capacity < wanted)
+            logger.LogWarning("{Model}: KV cache for {Slots} sequences holds {Capacity} positions, not {Wanted} (MLNODE_KV_CACHE_GB={Gb})",
+                request.Entry.Id, slots, capacity, wanted, KvCacheGigabytes);
+        var cache = new KvCache(config.NumHiddenLayers, slots, config.NumKeyValueHeads, capacity, config.HeadDim, dtype, runtime.Device);
+        var generator = new LlmGenerator(model, cache, slots, logger);
+
         var card = new ModelCard(request.Entry.Id, Modality.Llm, request.Entry.Architecture, request.Entry.Dtype, runtime.Device.ToString(),
-            request.Folder, request.Entry.Limits with { MaxModelLen = request.Args.MaxModelLen ?? request.Entry.Limits.MaxModelLen },
+            request.Folder, request.Entry.Limits with { MaxModelLen = capacity, MaxBatch = slots },
             model.parameters().Sum(p => p.numel()), request.Entry.Pricing);
-        return new LlmExecutor(card, model);
+        return new LlmExecutor(card, model, tokenizer, generator);
     }, ct);
 
     /// <summary>Builds the model straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
@@ -53,15 +73,17 @@ public static class DTypes
 }
 
 /// <summary>A loaded Qwen-family model; the same instance serves inference, replay and PoC.</summary>
-public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model) : IModelExecutor
+public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model, ByteLevelBpeTokenizer? tokenizer, LlmGenerator generator) : IModelExecutor
 {
     public ModelCard Card { get; } = card;
     public QwenForCausalLM Model { get; } = model;
+    public ByteLevelBpeTokenizer? Tokenizer { get; } = tokenizer;
+    public LlmGenerator Generator { get; } = generator;
     public IPocProver? Poc { get; } = new LlmPocProver(model);
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
+        await Generator.DisposeAsync();
         Model.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
