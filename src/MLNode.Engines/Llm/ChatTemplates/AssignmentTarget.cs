@@ -30,7 +30,7 @@ internal sealed class NamespaceAttributeTarget(string variable, string attribute
     public override void Assign(Scope scope, object? value)
     {
         if (scope.Resolve(variable) is not Namespace ns)
-            throw new ChatTemplateException("TemplateRuntimeError: cannot assign attribute on non-namespace object");
+            throw new ChatTemplateException("cannot assign attribute on non-namespace object");
         ns.Attributes[attribute] = value;
     }
 }

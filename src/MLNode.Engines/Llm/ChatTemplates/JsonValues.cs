@@ -24,7 +24,7 @@ internal static class JsonValues
 
     private static object ParseNumber(string raw) =>
         raw.AsSpan().IndexOfAny('.', 'e', 'E') < 0 && long.TryParse(raw, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var integer)
-            ? integer
+            ? (object)integer
             : double.Parse(raw, CultureInfo.InvariantCulture);
 
     /// <param name="indent">null for one line with ", " and ": "; otherwise the indentation string of each level.</param>

@@ -173,7 +173,7 @@ internal sealed class Macro(string name, IReadOnlyList<(string Name, Expression?
                 value = fallback is null ? new Undefined($"parameter '{parameter}' was not provided") : fallback.Evaluate(scope);
             scope.Assign(parameter, value);
         }
-        scope.Assign("varargs", new List<object?>(arguments.Positional.Skip(parameters.Count)));
+        scope.Assign("varargs", arguments.Positional.Skip(parameters.Count).ToArray());
         scope.Assign("kwargs", extraNamed);
         if (arguments.Named.TryGetValue("caller", out var caller))
             scope.Assign("caller", caller);

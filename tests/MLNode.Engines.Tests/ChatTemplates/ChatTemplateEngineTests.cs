@@ -1,0 +1,151 @@
+using System.Text.Json;
+using MLNode.Engines.Llm.ChatTemplates;
+
+namespace MLNode.Engines.Tests.ChatTemplates;
+
+/// <summary>
+/// Small templates whose expected output is what Python jinja2 3.1.6 renders with transformers' environment
+/// (sandboxed, trim_blocks, lstrip_blocks, loopcontrols, tojson without ASCII escaping) for <see cref="Variables"/>.
+/// </summary>
+public sealed class ChatTemplateEngineTests
+{
+    private const string VariablesJson = "{\"items\": [3, 1, 2], \"d\": {\"b\": 2, \"a\": 1}, \"s\": \"  Hello World  \", \"n\": null, \"msgs\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"yo\", \"tool_calls\": [{\"function\": {\"name\": \"f\", \"arguments\": {\"x\": 1, \"y\": \"\u00e9\\n\\\"q\\\"\"}}}]}], \"f\": 2.5, \"t\": true}";
+
+    private static readonly Dictionary<string, object?> Variables = JsonDocument.Parse(VariablesJson).RootElement
+        .EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone());
+
+    private static string Render(string template) => ChatTemplate.Parse(template).Render(Variables);
+
+
+    /// <summary>{%- -%}, {%+ +%}, trim_blocks, lstrip_blocks, comments, raw, the dropped final newline.</summary>
+    [Theory]
+    [InlineData("a  \n  {% if t %}\n    x\n  {% endif %}\nb", "a  \n    x\nb")]
+    [InlineData("a {%- if t -%} b {%- endif -%} c", "abc")]
+    [InlineData("  {%+ if t %}x{% endif %}", "  x")]
+    [InlineData("{% if t +%}\nx{% endif %}", "\nx")]
+    [InlineData("a\n  {# comment #}\nb", "a\nb")]
+    [InlineData("a {{- 'x' -}}\n  b", "axb")]
+    [InlineData("{{ 'x' }}\n{{ 'y' }}\n", "x\ny")]
+    [InlineData("line\n\n", "line\n")]
+    [InlineData("  {% raw %}{{ not evaluated }}{% endraw %}\nz", "{{ not evaluated }}z")]
+    [InlineData("x {% if t %} y {% endif %} z", "x  y  z")]
+    [InlineData("a\r\nb {% if t %}\r\nc{% endif %}", "a\nb c")]
+    [InlineData("{% for i in items %}\n  {{ i }}\n{% endfor %}", "  3\n  1\n  2\n")]
+    public void Whitespace_control_matches_jinja2_with_trim_and_lstrip_blocks(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>loop.*, else, inline if, unpacking, break/continue, per-iteration scope.</summary>
+    [Theory]
+    [InlineData("{% for i in items %}{{ loop.index }}{{ loop.index0 }}{{ loop.revindex }}{{ loop.first }}{{ loop.last }}{{ loop.length }}|{% endfor %}", "103TrueFalse3|212FalseFalse3|321FalseTrue3|")]
+    [InlineData("{% for i in items if i > 1 %}{{ i }}{{ loop.last }}{% endfor %}", "3False2True")]
+    [InlineData("{% for i in [] %}x{% else %}empty{% endfor %}", "empty")]
+    [InlineData("{% for k, v in d.items() %}{{ k }}={{ v }};{% endfor %}", "b=2;a=1;")]
+    [InlineData("{% for k, v in d|items %}{{ k }}={{ v }};{% endfor %}", "b=2;a=1;")]
+    [InlineData("{% for i in items %}{% if i == 1 %}{% break %}{% endif %}{{ i }}{% endfor %}", "3")]
+    [InlineData("{% for i in items %}{% if i == 1 %}{% continue %}{% endif %}{{ i }}{% endfor %}", "32")]
+    [InlineData("{% set x = 0 %}{% for i in items %}{% set x = x + i %}{{ x }}{% endfor %}|{{ x }}", "312|0")]
+    [InlineData("{% for i in items %}{{ loop.previtem }}-{{ loop.nextitem }},{% endfor %}", "-1,3-2,1-,")]
+    [InlineData("{% for i in items %}{{ loop.cycle('a', 'b') }}{% endfor %}", "aba")]
+    [InlineData("{% for m in msgs %}{% for c in m.content %}{{ loop.index }}{{ c }}{% endfor %}{% endfor %}", "1h2i1y2o")]
+    [InlineData("{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}", "012147")]
+    [InlineData("{% for m in msgs[::-1] %}{{ m.role }}{% endfor %}", "assistantuser")]
+    public void For_loops_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>namespace() attributes outlive loop iterations; block set captures rendered text.</summary>
+    [Theory]
+    [InlineData("{% set ns = namespace(count=0, seen=false) %}{% for i in items %}{% set ns.count = ns.count + i %}{% endfor %}{{ ns.count }}{{ ns.seen }}", "6False")]
+    [InlineData("{% set ns = namespace(d) %}{{ ns.a }}{{ ns.b }}", "12")]
+    [InlineData("{% set a, b = 1, 2 %}{{ a }}{{ b }}", "12")]
+    [InlineData("{% set block %}x {{ 1 + 1 }} y{% endset %}[{{ block }}]", "[x 2 y]")]
+    [InlineData("{% set block | upper %}abc{% endset %}{{ block }}", "ABC")]
+    public void Set_and_namespace_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>defaults, keyword arguments, varargs/kwargs, caller(), local scope, recursion, filter blocks.</summary>
+    [Theory]
+    [InlineData("{% macro greet(name, greeting='Hello') %}{{ greeting }}, {{ name }}!{% endmacro %}{{ greet('Ann') }} {{ greet('Bob', greeting='Hi') }} {{ greet(greeting='Yo', name='Cy') }}", "Hello, Ann! Hi, Bob! Yo, Cy!")]
+    [InlineData("{% macro m(a) %}[{{ a }}|{{ varargs }}|{{ kwargs }}]{% endmacro %}{{ m(1, 2, z=3) }}", "[1|(2,)|{'z': 3}]")]
+    [InlineData("{% macro wrap() %}<{{ caller() }}>{% endmacro %}{% call wrap() %}inner{% endcall %}", "<inner>")]
+    [InlineData("{% macro row(x) %}{{ caller(x * 2) }}{% endmacro %}{% call(v) row(4) %}v={{ v }}{% endcall %}", "v=8")]
+    [InlineData("{% macro m() %}{% set inner = 1 %}{{ inner }}{% endmacro %}{{ m() }}{{ inner is defined }}", "1False")]
+    [InlineData("{% macro rec(n) %}{{ n }}{% if n > 0 %}{{ rec(n - 1) }}{% endif %}{% endmacro %}{{ rec(3) }}", "3210")]
+    [InlineData("{% filter upper %}shout {{ 'it' }}{% endfilter %}", "SHOUT IT")]
+    public void Macros_and_call_blocks_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>the built-in filters and transformers' tojson.</summary>
+    [Theory]
+    [InlineData("{{ s|trim }}|{{ s|length }}|{{ s|upper }}|{{ s|lower }}|{{ 'hello world'|title }}|{{ 'hELLO'|capitalize }}", "Hello World|15|  HELLO WORLD  |  hello world  |Hello World|Hello")]
+    [InlineData("{{ items|join(',') }}|{{ items|first }}|{{ items|last }}|{{ items|sort|list }}|{{ items|sort(reverse=true)|join }}|{{ items|max }}|{{ items|min }}|{{ items|sum }}", "3,1,2|3|2|[1, 2, 3]|321|3|1|6")]
+    [InlineData("{{ u|default('fallback') }}|{{ ''|default('empty', true) }}|{{ n|default('x') }}", "fallback|empty|None")]
+    [InlineData("{{ 'a-b-c'|replace('-', '+') }}|{{ 'a-b-c'|replace('-', '+', 1) }}", "a+b+c|a+b-c")]
+    [InlineData("{{ '42'|int + 1 }}|{{ '4.7'|int }}|{{ 'x'|int }}|{{ 3|float }}|{{ 2.567|round(2) }}|{{ 3.7|int }}", "43|4|0|3.0|2.57|3")]
+    [InlineData("{{ msgs|map(attribute='role')|join(',') }}|{{ msgs|selectattr('role', 'equalto', 'user')|list|length }}|{{ msgs|rejectattr('role', 'eq', 'user')|map(attribute='content')|first }}", "user,assistant|1|yo")]
+    [InlineData("{{ [1, 2, 3, 4]|select('odd')|list }}|{{ [1, 2, 3, 4]|reject('even')|list }}|{{ ['a', 'B']|map('upper')|list }}", "[1, 3]|[1, 3]|['A', 'B']")]
+    [InlineData("{{ d|dictsort }}|{{ d|tojson }}|{{ d|tojson(indent=2) }}|{{ msgs[1].tool_calls[0]|tojson }}", "[('a', 1), ('b', 2)]|{\"b\": 2, \"a\": 1}|{\n  \"b\": 2,\n  \"a\": 1\n}|{\"function\": {\"name\": \"f\", \"arguments\": {\"x\": 1, \"y\": \"\u00e9\\n\\\"q\\\"\"}}}")]
+    [InlineData("{{ ['b', 'A', 'a', 'B']|unique|list }}|{{ ['b', 'A', 'c']|sort|list }}|{{ d|list }}|{{ 'abc'|list }}|{{ 'abc'|reverse }}", "['b', 'A']|['A', 'b', 'c']|['b', 'a']|['a', 'b', 'c']|cba")]
+    [InlineData("{{ 'one\ntwo\n\nthree'|indent(2) }}|{{ 'x\ny'|indent(4, true) }}", "one\n  two\n\n  three|    x\n    y")]
+    [InlineData("{{ 42|string ~ '!' }}|{{ n|string }}|{{ t|string }}|{{ f|string }}|{{ items|string }}|{{ '<a>'|e }}|{{ '<a>'|safe }}", "42!|None|True|2.5|[3, 1, 2]|&lt;a&gt;|<a>")]
+    [InlineData("{{ '%s is %d'|format('x', 3) }}|{{ 'hi there you'|wordcount }}|{{ -3|abs }}|{{ [[1, 2], [3]]|map('length')|list }}", "x is 3|3|3|[2, 1]")]
+    [InlineData("{{ 'x'|center(5) }}|{{ msgs|map(attribute='missing', default='?')|join }}|{{ d|items|list }}|{{ 'aXb'|trim('ab') }}", "  x  |??|[('b', 2), ('a', 1)]|X")]
+    public void Filters_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>`is` tests, with bool counting as a number as in Python.</summary>
+    [Theory]
+    [InlineData("{{ u is defined }}{{ u is undefined }}{{ n is none }}{{ 1 is number }}{{ t is number }}{{ t is boolean }}{{ 1 is integer }}{{ f is float }}", "FalseTrueTrueTrueTrueTrueTrueTrue")]
+    [InlineData("{{ 's' is string }}{{ d is mapping }}{{ items is mapping }}{{ items is iterable }}{{ 's' is iterable }}{{ 1 is iterable }}{{ items is sequence }}", "TrueTrueFalseTrueTrueFalseTrue")]
+    [InlineData("{{ 3 is odd }}{{ 3 is even }}{{ 9 is divisibleby 3 }}{{ 1 is eq 1 }}{{ 1 is ne 1 }}{{ 2 is gt 1 }}{{ 2 is lt 1 }}{{ 1 is in items }}", "TrueFalseTrueTrueFalseTrueFalseTrue")]
+    [InlineData("{{ t is true }}{{ 1 is true }}{{ false is false }}{{ 'ab' is lower }}{{ 'AB' is upper }}{{ n is sameas none }}{{ range is callable }}{{ u is not defined }}", "TrueFalseTrueTrueTrueTrueTrueTrue")]
+    public void Tests_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>arithmetic, literals and their repr, string escapes, slicing, str methods, undefined values.</summary>
+    [Theory]
+    [InlineData("{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ -7 % 3 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 2 ** 10 }}|{{ 1e3 }}|{{ 0.1 + 0.2 }}|{{ 1.5e-7 }}|{{ 1e20 }}", "7|9|3|-4|1|2|3.5|2.0|1024|1000.0|0.30000000000000004|1.5e-07|1e+20")]
+    [InlineData("{{ 'a' ~ 1 ~ none ~ true }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ -f }}|{{ 3 - 1.5 }}", "a1NoneTrue|ababab|[1, 2]|-2.5|1.5")]
+    [InlineData("{{ 1 < 2 < 3 }}{{ 1 < 3 < 2 }}{{ 'a' in 'cat' }}{{ 'x' not in d }}{{ 'a' in d }}{{ not t }}{{ [1, 2] == [1, 2] }}{{ 1 == 1.0 }}{{ 'a' < 'b' }}", "TrueFalseTrueTrueTrueFalseTrueTrueTrue")]
+    [InlineData("{{ t and 'yes' }}|{{ n or 'no' }}|{{ 0 or '' }}|{{ 'x' if t else 'y' }}|{{ 'x' if n else 'y' }}|{{ 'x' if n }}|", "yes|no||x|y||")]
+    [InlineData("{{ s[2:7] }}|{{ items[-1] }}|{{ items[::-1] }}|{{ items[1:] }}|{{ 'hello'[::2] }}|{{ items[:-1] }}|{{ 'h\u00e9llo\ud83e\udd16'[-1] }}|{{ 'h\u00e9llo\ud83e\udd16'|length }}", "Hello|2|[2, 1, 3]|[1, 2]|hlo|[3, 1]|\ud83e\udd16|6")]
+    [InlineData("{{ d.a }}{{ d['b'] }}{{ d.get('a') }}{{ d.get('z', 9) }}{{ d.keys()|list }}{{ d.values()|list }}{{ msgs[0]['role'] }}{{ msgs.0.role }}", "1219['b', 'a'][2, 1]useruser")]
+    [InlineData("{{ [1, 'a', none, true, 1.0, {'k': [1, (2, 3)]}] }}|{{ (1,) }}|{{ ('a', 2) }}|{{ {'q': \"it's\"} }}|{{ \"a\\\\b\" }}", "[1, 'a', None, True, 1.0, {'k': [1, (2, 3)]}]|(1,)|('a', 2)|{'q': \"it's\"}|a\\b")]
+    [InlineData("{{ 'a\\tb\\n' }}|{{ 'x\\u00e9\\x41' }}|{{ \"q\\\"q\" }}|{{ 'ab' 'cd' }}|{{ '\\d' }}", "a\tb\n|x\u00e9A|q\"q|abcd|\\d")]
+    [InlineData("{{ 'Hello World'.split() }}|{{ 'a,b,,c'.split(',') }}|{{ 'a,b,c'.split(',', 1) }}|{{ 'a,b,c'.rsplit(',', 1) }}|{{ '  x  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '\\n\\nx\\n'.lstrip('\\n') }}|{{ 'x\\n\\n'.rstrip() }}", "['Hello', 'World']|['a', 'b', '', 'c']|['a', 'b,c']|['a,b', 'c']|x|a|x\n|x")]
+    [InlineData("{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith(('x', 'c')) }}{{ 'abc'.upper() }}{{ 'ABC'.lower() }}{{ 'a b'.title() }}{{ 'abcabc'.find('c') }}{{ 'abcabc'.count('b') }}{{ 'a-b'.replace('-', '') }}", "TrueTrueABCabcA B22ab")]
+    [InlineData("{{ '{} and {}'.format(1, 'x') }}|{{ '{name}!'.format(name='Al') }}|{{ '-'.join(['a', 'b']) }}|{{ 'x'.join('abc') }}", "1 and x|Al!|a-b|axbxc")]
+    [InlineData("{{ u }}|{{ u|length }}|{{ n.x }}|{{ d.missing }}|{{ items[10] }}|{% for x in u %}never{% endfor %}|{{ u == u }}", "|0|||||True")]
+    public void Expressions_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
+    /// <summary>Errors carry Python's message: the exception type then its text, or raise_exception's own message.</summary>
+    [Theory]
+    [InlineData("{{ u.attr }}", "UndefinedError: 'u' is undefined")]
+    [InlineData("{{ u() }}", "UndefinedError: 'u' is undefined")]
+    [InlineData("{{ 'a' + 1 }}", "TypeError: can only concatenate str (not \"int\") to str")]
+    [InlineData("{{ 1 + 'a' }}", "TypeError: unsupported operand type(s) for +: 'int' and 'str'")]
+    [InlineData("{{ [1] + 'a' }}", "TypeError: can only concatenate list (not \"str\") to list")]
+    [InlineData("{{ raise_exception('custom failure') }}", "custom failure")]
+    [InlineData("{{ 1 / 0 }}", "ZeroDivisionError: division by zero")]
+    [InlineData("{{ 'a' < 1 }}", "TypeError: '<' not supported between instances of 'str' and 'int'")]
+    [InlineData("{{ 5 in 'abc' }}", "TypeError: 'in <string>' requires string as left operand, not int")]
+    [InlineData("{% for a, b in [[1, 2, 3]] %}{% endfor %}", "ValueError: too many values to unpack (expected 2)")]
+    [InlineData("{% set x = 1 %}{% set x.y = 2 %}", "cannot assign attribute on non-namespace object")]
+    [InlineData("{{ d|tojson|tojson }}{{ u|tojson }}", "TypeError: Object of type Undefined is not JSON serializable")]
+    [InlineData("{% for x in n %}{% endfor %}", "TypeError: 'NoneType' object is not iterable")]
+    public void Runtime_errors_carry_python_messages(string template, string message) =>
+        Assert.Equal(message, Assert.Throws<ChatTemplateException>(() => Render(template)).Message);
+
+    /// <summary>Malformed templates, unknown tags and unknown filters fail at Parse, as jinja2 fails at compile time.</summary>
+    [Theory]
+    [InlineData("{% if t %}x")]
+    [InlineData("{{ 1 + }}")]
+    [InlineData("{% for x in items %}")]
+    [InlineData("{{ x|nosuchfilter }}")]
+    [InlineData("{% endif %}")]
+    [InlineData("{% unknowntag %}")]
+    [InlineData("{{ 'unterminated }}")]
+    [InlineData("{# never closed")]
+    public void Syntax_errors_fail_at_parse(string template) =>
+        Assert.StartsWith("TemplateSyntaxError", Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(template)).Message);
+}
