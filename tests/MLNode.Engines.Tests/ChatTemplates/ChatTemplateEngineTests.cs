@@ -101,6 +101,24 @@ public sealed class ChatTemplateEngineTests
     public void Tests_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
 
 
+    /// <summary>constructs taken from Seed-OSS, Mistral, Command-R, Kimi-K2-Thinking, GLM-4.6 and Nemotron templates.</summary>
+    [Theory]
+    [InlineData("{%- set budget = {\n     0:      0,\n     512:    128,\n     1024:   256\n} -%}\n{%- set ns = namespace(interval = None) -%}\n{%- for k, v in budget | dictsort -%}\n    {%- if ns.interval is none and 600 <= k -%}\n        {%- set ns.interval = v -%}\n    {%- endif -%}\n{%- endfor -%}\n{{ ns.interval }}|{{ budget[512] }}", "256|128")]
+    [InlineData("{%- macro py_type(t) -%}\n    {%- if t == \"string\" -%}str\n    {%- elif t in (\"number\", \"integer\") -%}int\n    {%- else -%}Any{%- endif -%}\n{%- endmacro -%}\n{{ py_type('string') }},{{ py_type('integer') }},{{ py_type('x') }}", "str,int,Any")]
+    [InlineData("{%- set m = \"line one.\\\nline two \\\"q\\\"\" %}{{ m }}", "line one.line two \"q\"")]
+    [InlineData("{%- for key, val in d.items() if key != \"b\" %}{{ key }}={{ val }}{% if not loop.last %}, {% endif %}{% endfor %}|{% set out = d|tojson %}{{ out[:-1] }}|{{ msgs[0] == msgs[0] }}{{ msgs[0] == msgs[1] }}|{{ msgs[1].get('tool_calls')|length }}{{ msgs[0].get('tool_calls') }}", "a=1|{\"b\": 2, \"a\": 1|TrueFalse|1None")]
+    [InlineData("{%- set seen = namespace(value=[]) %}{%- for m in msgs %}{%- for later in msgs[loop.index0 + 1:] %}{%- if later.role|lower == 'assistant' %}{%- set seen.value = seen.value + [later.content] %}{%- else %}{%- break %}{%- endif %}{%- endfor %}{%- endfor %}{{ seen.value }}", "['yo']")]
+    [InlineData("{%- set ns = namespace(last=-1) -%}\n{%- for idx in range(msgs|length-1, -1, -1) -%}\n    {%- if msgs[idx]['role'] == 'user' -%}\n        {%- set ns.last = idx -%}\n        {%- break -%}\n    {%- endif -%}\n{%- endfor -%}\n{{ ns.last }}|{{ msgs[:ns.last+1]|length }}|{{ msgs[ns.last+1:]|length }}", "0|1|1")]
+    [InlineData("{% macro set_roles(message) -%}\n  {%- set role_name =  message.get('name') or  message['role'] -%}\n  {%- if message['role'] == 'user' -%}\n    <|im_user|>{{role_name}}<|im_middle|>\n  {%- else -%}\n    <|im_system|>{{role_name}}<|im_middle|>\n  {%- endif -%}\n{%- endmacro -%}\n{%- for m in msgs -%}\n  {{set_roles(m)}}\n  {%- if m.role == 'assistant' -%}\n    <think></think>{{ m.content }}\n  {%- endif -%}\n  <|im_end|>\n{%- endfor -%}", "<|im_user|>user<|im_middle|><|im_end|><|im_system|>assistant<|im_middle|><think></think>yo<|im_end|>")]
+    [InlineData("{% for tc in msgs[1].tool_calls %}\n{%- if tc.function %}\n    {%- set tc = tc.function %}\n{%- endif %}\n{{ '\\n<tool_call>' + tc.name }}\n{% set _args = tc.arguments or {} %}\n{% for k, v in _args.items() %}\n<arg_key>{{ k }}</arg_key>\n<arg_value>{{ v | tojson(ensure_ascii=False) if v is not string else v }}</arg_value>\n{% endfor %}\n</tool_call>{% endfor %}", "\n<tool_call>f\n<arg_key>x</arg_key>\n<arg_value>1</arg_value>\n<arg_key>y</arg_key>\n<arg_value>\u00e9\n\"q\"</arg_value>\n</tool_call>")]
+    [InlineData("{%- set ns = namespace(a='') -%}{%- set ns.b = (n | default('', true)).replace('x', '').strip() -%}[{{ ns.b }}]{{ 'tool_calls' in msgs[1] }}{{ 'tool_calls' in msgs[0] }}{%- set msgs2 = msgs[1:] if msgs[0]['role'] == 'user' else msgs -%}{{ msgs2|length }}", "[]TrueFalse1")]
+    [InlineData("<|system|>\n{% for tool in items %}\n{{ tool }}\n{% endfor %}\n</tools>{%- if t -%}\nX{%- endif -%}\n  <|assistant|>{{- '\\n<think></think>' if (u is defined and not u) else '' -}}\nend", "<|system|>\n3\n1\n2\n</tools>X<|assistant|>end")]
+    [InlineData("{{ bos }}{%- macro doc(items) -%}\n{# comment in macro #}\n<|START|>[\n{% for i in items %}\n    \"{{ loop.index0 }}\": {{ i|tojson }}{% if not loop.last %},\n    {% endif %}\n{% endfor %}\n\n]<|END|>{%- endmacro %}\n{{ doc(items) }}", "<|START|>[\n    \"0\": 3,\n    \"1\": 1,\n    \"2\": 2\n]<|END|>")]
+    [InlineData("{%- if msgs[1].tool_calls is defined\n      and msgs[1].tool_calls is iterable\n      and msgs[1].tool_calls | length > 0 %}\nyes\n{%- endif %}", "yes")]
+    [InlineData("{{ \"\\n\" + 'a' + s | trim + 'b' }}|{{ s | trim | length > 0 }}|{{ (msgs | selectattr('role', 'equalto', 'user') | list)[-1].content }}", "\naHello Worldb|True|hi")]
+    public void Idioms_of_real_chat_templates_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
+
+
     /// <summary>arithmetic, literals and their repr, string escapes, slicing, str methods, undefined values.</summary>
     [Theory]
     [InlineData("{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ -7 % 3 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 2 ** 10 }}|{{ 1e3 }}|{{ 0.1 + 0.2 }}|{{ 1.5e-7 }}|{{ 1e20 }}", "7|9|3|-4|1|2|3.5|2.0|1024|1000.0|0.30000000000000004|1.5e-07|1e+20")]
