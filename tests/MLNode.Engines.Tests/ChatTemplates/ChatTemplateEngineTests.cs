@@ -103,6 +103,8 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>constructs taken from Seed-OSS, Mistral, Command-R, Kimi-K2-Thinking, GLM-4.6 and Nemotron templates.</summary>
     [Theory]
+    [InlineData("{{- '<TOOLCALL>[{{\"name\": \"x\"}}, {# not a comment #}' -}}|{% with a = 1, b = items %}{{ a }}{{ b|length }}{% endwith %}{{ a is defined }}", "<TOOLCALL>[{{\"name\": \"x\"}}, {# not a comment #}|13False")]
+    [InlineData("{{ msgs[1].tool_calls|tojson(ensure_ascii=True) }}|{{ d|tojson(sort_keys=true) }}|{{ d|tojson(separators=(',', ':')) }}|{{ items|tojson(indent='\t') }}", "[{\"function\": {\"name\": \"f\", \"arguments\": {\"x\": 1, \"y\": \"\\u00e9\\n\\\"q\\\"\"}}}]|{\"a\": 1, \"b\": 2}|{\"b\":2,\"a\":1}|[\n\t3,\n\t1,\n\t2\n]")]
     [InlineData("{%- set budget = {\n     0:      0,\n     512:    128,\n     1024:   256\n} -%}\n{%- set ns = namespace(interval = None) -%}\n{%- for k, v in budget | dictsort -%}\n    {%- if ns.interval is none and 600 <= k -%}\n        {%- set ns.interval = v -%}\n    {%- endif -%}\n{%- endfor -%}\n{{ ns.interval }}|{{ budget[512] }}", "256|128")]
     [InlineData("{%- macro py_type(t) -%}\n    {%- if t == \"string\" -%}str\n    {%- elif t in (\"number\", \"integer\") -%}int\n    {%- else -%}Any{%- endif -%}\n{%- endmacro -%}\n{{ py_type('string') }},{{ py_type('integer') }},{{ py_type('x') }}", "str,int,Any")]
     [InlineData("{%- set m = \"line one.\\\nline two \\\"q\\\"\" %}{{ m }}", "line one.line two \"q\"")]
@@ -138,6 +140,7 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>Errors carry Python's message: the exception type then its text, or raise_exception's own message.</summary>
     [Theory]
+    [InlineData("{{ u < 1 }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u.attr }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u() }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ 'a' + 1 }}", "TypeError: can only concatenate str (not \"int\") to str")]

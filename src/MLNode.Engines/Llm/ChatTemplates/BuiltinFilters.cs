@@ -259,7 +259,8 @@ internal static partial class BuiltinFilters
             var width => new string(' ', (int)PythonValues.ToLong(width)),
         };
         (string, string)? separators = arguments.Get(2, "separators") is object?[] { Length: 2 } pair ? (Text(pair[0]), Text(pair[1])) : null;
-        return JsonValues.ToJson(value, indent, PythonValues.IsTrue(arguments.Get(3, "sort_keys", false)), separators);
+        return JsonValues.ToJson(value, indent, PythonValues.IsTrue(arguments.Get(3, "sort_keys", false)), separators,
+            ensureAscii: PythonValues.IsTrue(arguments.Get(0, "ensure_ascii", false)));
     }
 
     /// <summary>jinja's title: each word (split at whitespace, -, and opening brackets) gets an upper first letter and lower rest.</summary>

@@ -28,12 +28,18 @@ internal static class JsonValues
             : double.Parse(raw, CultureInfo.InvariantCulture);
 
     /// <param name="indent">null for one line with ", " and ": "; otherwise the indentation string of each level.</param>
-    public static string ToJson(object? value, string? indent, bool sortKeys, (string Item, string Key)? separators = null)
+    /// <param name="ensureAscii">json.dumps' ensure_ascii: non-ASCII characters as \uXXXX (UTF-16 units, as Python writes them).</param>
+    public static string ToJson(object? value, string? indent, bool sortKeys, (string Item, string Key)? separators = null, bool ensureAscii = false)
     {
         var (item, key) = separators ?? (indent is null ? (", ", ": ") : (",", ": "));
         var text = new StringBuilder();
         Write(text, value, indent, sortKeys, item, key, depth: 0);
-        return text.ToString();
+        if (!ensureAscii)
+            return text.ToString();
+        var ascii = new StringBuilder(text.Length);
+        foreach (var c in text.ToString())
+            ascii.Append(c < 0x80 ? c.ToString() : $"\\u{(int)c:x4}");
+        return ascii.ToString();
     }
 
     private static void Write(StringBuilder text, object? value, string? indent, bool sortKeys, string item, string key, int depth)

@@ -194,6 +194,10 @@ internal static class PythonValues
     /// <summary>Python's ordering: numbers with numbers, strings by code point, sequences element by element; anything else is a TypeError.</summary>
     public static int Compare(object? left, object? right, string op)
     {
+        if (left is Undefined undefinedLeft)
+            throw undefinedLeft.Error();
+        if (right is Undefined undefinedRight)
+            throw undefinedRight.Error();
         if (IsNumber(left) && IsNumber(right))
             return left is double || right is double ? ToDouble(left).CompareTo(ToDouble(right)) : ToLong(left).CompareTo(ToLong(right));
         switch (left, right)

@@ -92,6 +92,18 @@ internal sealed class ForStatement(AssignmentTarget target, Expression iterable,
     }
 }
 
+/// <summary>{% with a = x %}...{% endwith %}: values evaluated outside, visible only inside.</summary>
+internal sealed class WithStatement(IReadOnlyList<(AssignmentTarget Target, Expression Value)> assignments, IReadOnlyList<Statement> body) : Statement
+{
+    public override Flow Render(Scope scope, StringBuilder output)
+    {
+        var inner = new Scope(scope);
+        foreach (var (target, value) in assignments)
+            target.Assign(inner, value.Evaluate(scope));
+        return RenderAll(body, inner, output);
+    }
+}
+
 internal sealed class SetStatement(AssignmentTarget target, Expression value) : Statement
 {
     public override Flow Render(Scope scope, StringBuilder output)

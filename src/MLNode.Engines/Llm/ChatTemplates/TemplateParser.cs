@@ -126,6 +126,7 @@ internal sealed class TemplateParser
             case "macro": return ParseMacro();
             case "call": return ParseCallBlock();
             case "filter": return ParseFilterBlock();
+            case "with": return ParseWith();
             case "generation":
                 Expect(TokenKind.BlockEnd);
                 var generated = ParseBody(new HashSet<string> { "endgeneration" });
@@ -226,6 +227,23 @@ internal sealed class TemplateParser
         var body = ParseBody(new HashSet<string> { "endset" });
         EndTag();
         return new CaptureStatement(target, captured, result, body);
+    }
+
+    private WithStatement ParseWith()
+    {
+        var assignments = new List<(AssignmentTarget, Expression)>();
+        while (Current.Kind != TokenKind.BlockEnd)
+        {
+            if (assignments.Count > 0)
+                ExpectOperator(",");
+            var target = ParseAssignmentTarget(allowAttribute: false);
+            ExpectOperator("=");
+            assignments.Add((target, ParseExpression()));
+        }
+        Expect(TokenKind.BlockEnd);
+        var body = ParseBody(new HashSet<string> { "endwith" });
+        EndTag();
+        return new WithStatement(assignments, body);
     }
 
     private CaptureStatement ParseFilterBlock()
