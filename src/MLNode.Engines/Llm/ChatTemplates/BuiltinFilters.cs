@@ -13,7 +13,7 @@ internal static partial class BuiltinFilters
     private static readonly Dictionary<string, Filter> Filters = new()
     {
         ["abs"] = (v, _) => v is double d ? (object)Math.Abs(d) : Math.Abs(PythonValues.ToLong(v)),
-        ["attr"] = (v, a) => AttributeAccess.GetAttribute(v, Text(a.Get(0, "name"))),
+        ["attr"] = (v, a) => AttributeAccess.GetAttribute(v, PythonValues.RequireString(a.Get(0, "name"))),
         ["capitalize"] = (v, _) => BuiltinMethods.Capitalize(PythonValues.ToStr(v)),
         ["center"] = (v, a) => Center(PythonValues.ToStr(v), (int)PythonValues.ToLong(a.Get(0, "width", 80L))),
         ["count"] = (v, _) => PythonValues.Length(v),
@@ -46,7 +46,7 @@ internal static partial class BuiltinFilters
         ["min"] = (v, a) => Extreme(v, a, pickLarger: false),
         ["reject"] = (v, a) => Select(v, a, attribute: false, keep: false),
         ["rejectattr"] = (v, a) => Select(v, a, attribute: true, keep: false),
-        ["replace"] = (v, a) => BuiltinMethods.Replace(PythonValues.ToStr(v), Text(a.Get(0, "old")), Text(a.Get(1, "new")),
+        ["replace"] = (v, a) => BuiltinMethods.Replace(PythonValues.ToStr(v), PythonValues.RequireString(a.Get(0, "old")), PythonValues.RequireString(a.Get(1, "new")),
             a.Get(2, "count") is { } count ? PythonValues.ToLong(count) : -1),
         ["reverse"] = (v, _) => v is string s ? string.Concat(PythonValues.Characters(s).AsEnumerable().Reverse()) : PythonValues.ToList(v).AsEnumerable().Reverse().ToList(),
         ["round"] = Round,
@@ -67,8 +67,6 @@ internal static partial class BuiltinFilters
     public static Filter Find(string name) =>
         Filters.TryGetValue(name, out var filter) ? filter : throw new ChatTemplateException($"No filter named '{name}'.");
 
-    private static string Text(object? value) => value as string
-        ?? throw new ChatTemplateException($"TypeError: expected a string argument, got {PythonValues.TypeName(value)}");
 
     private static object? Default(object? value, CallArguments arguments)
     {
@@ -97,7 +95,7 @@ internal static partial class BuiltinFilters
     {
         if (attribute is long index)
             return AttributeAccess.GetItem(item, index);
-        foreach (var part in Text(attribute).Split('.'))
+        foreach (var part in PythonValues.RequireString(attribute).Split('.'))
             item = AttributeAccess.GetItem(item, long.TryParse(part, out var number) ? number : part);
         return item;
     }
@@ -156,7 +154,7 @@ internal static partial class BuiltinFilters
             var fallback = arguments.Named.GetValueOrDefault("default");
             return items.Select(item => Lookup(item, attribute) is Undefined && arguments.Named.ContainsKey("default") ? fallback : Lookup(item, attribute)).ToList();
         }
-        var filter = Find(Text(arguments.Get(0, "filter")));
+        var filter = Find(PythonValues.RequireString(arguments.Get(0, "filter")));
         var rest = new CallArguments([.. arguments.Positional.Skip(1)], arguments.Named);
         return items.Select(item => filter(item, rest)).ToList();
     }
@@ -165,7 +163,7 @@ internal static partial class BuiltinFilters
     {
         var skip = attribute ? 1 : 0;
         Func<object?, bool> passes = arguments.Positional.Count > skip
-            ? item => BuiltinTests.Find(Text(arguments.Positional[skip]))(item, new CallArguments([.. arguments.Positional.Skip(skip + 1)], arguments.Named))
+            ? item => BuiltinTests.Find(PythonValues.RequireString(arguments.Positional[skip]))(item, new CallArguments([.. arguments.Positional.Skip(skip + 1)], arguments.Named))
             : PythonValues.IsTrue;
         return [.. PythonValues.Iterate(value).Where(item => passes(attribute ? Lookup(item, arguments.Positional[0]) : item) == keep)];
     }
@@ -258,7 +256,7 @@ internal static partial class BuiltinFilters
             string s => s,
             var width => new string(' ', (int)PythonValues.ToLong(width)),
         };
-        (string, string)? separators = arguments.Get(2, "separators") is object?[] { Length: 2 } pair ? (Text(pair[0]), Text(pair[1])) : null;
+        (string, string)? separators = arguments.Get(2, "separators") is object?[] { Length: 2 } pair ? (PythonValues.RequireString(pair[0]), PythonValues.RequireString(pair[1])) : null;
         return JsonValues.ToJson(value, indent, PythonValues.IsTrue(arguments.Get(3, "sort_keys", false)), separators,
             ensureAscii: PythonValues.IsTrue(arguments.Get(0, "ensure_ascii", false)));
     }

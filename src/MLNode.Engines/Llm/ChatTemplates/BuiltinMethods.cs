@@ -14,7 +14,7 @@ internal static class BuiltinMethods
             List<object?> or object?[] => SequenceMethod((IReadOnlyList<object?>)target, name),
             _ => null,
         };
-        return body is null ? null : new NativeFunction(name, body);
+        return body is null ? null : new NativeFunction(body);
     }
 
     private static Func<CallArguments, object?>? DictMethod(OrderedDictionary<object, object?> dict, string name) => name switch
@@ -56,15 +56,15 @@ internal static class BuiltinMethods
         "split" => a => Split(s, a.Get(0, "sep"), MaxSplit(a)),
         "rsplit" => a => RightSplit(s, a.Get(0, "sep"), MaxSplit(a)),
         "splitlines" => _ => new List<object?>(s.Split('\n').Select(line => (object?)line.TrimEnd('\r')).SkipLast(s.EndsWith('\n') ? 1 : 0)),
-        "replace" => a => Replace(s, Text(a.Get(0, "old")), Text(a.Get(1, "new")), a.Has(2, "count") ? PythonValues.ToLong(a.Get(2, "count")) : -1),
+        "replace" => a => Replace(s, PythonValues.RequireString(a.Get(0, "old")), PythonValues.RequireString(a.Get(1, "new")), a.Has(2, "count") ? PythonValues.ToLong(a.Get(2, "count")) : -1),
         "upper" => _ => s.ToUpperInvariant(),
         "lower" => _ => s.ToLowerInvariant(),
         "title" => _ => Title(s),
         "capitalize" => _ => Capitalize(s),
-        "find" => a => (long)s.IndexOf(Text(a.Get(0, "sub")), StringComparison.Ordinal),
-        "rfind" => a => (long)s.LastIndexOf(Text(a.Get(0, "sub")), StringComparison.Ordinal),
-        "count" => a => (long)Count(s, Text(a.Get(0, "sub"))),
-        "join" => a => string.Join(s, PythonValues.Iterate(a.Get(0, "iterable")).Select(Text)),
+        "find" => a => (long)s.IndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal),
+        "rfind" => a => (long)s.LastIndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal),
+        "count" => a => (long)Count(s, PythonValues.RequireString(a.Get(0, "sub"))),
+        "join" => a => string.Join(s, PythonValues.Iterate(a.Get(0, "iterable")).Select(PythonValues.RequireString)),
         "format" => a => StringFormat.Apply(s, a),
         "isdigit" => _ => s.Length > 0 && s.All(char.IsDigit),
         "isalpha" => _ => s.Length > 0 && s.All(char.IsLetter),
@@ -75,17 +75,15 @@ internal static class BuiltinMethods
         _ => null,
     };
 
-    private static string Text(object? value) => value as string
-        ?? throw new ChatTemplateException($"TypeError: expected str, got {PythonValues.TypeName(value)}");
 
-    private static IEnumerable<string> Affixes(object? affix) => affix is object?[] choices ? choices.Select(Text) : [Text(affix)];
+    private static IEnumerable<string> Affixes(object? affix) => affix is object?[] choices ? choices.Select(PythonValues.RequireString) : [PythonValues.RequireString(affix)];
 
     private static long MaxSplit(CallArguments a) => a.Has(1, "maxsplit") ? PythonValues.ToLong(a.Get(1, "maxsplit")) : -1;
 
     /// <summary>Python's strip family: whitespace when no characters are given, else any of the given characters.</summary>
     public static string Strip(string s, object? chars, bool start, bool end)
     {
-        Func<char, bool> strips = chars is null or Undefined ? PythonValues.IsSpace : Text(chars).Contains;
+        Func<char, bool> strips = chars is null or Undefined ? PythonValues.IsSpace : PythonValues.RequireString(chars).Contains;
         int from = 0, to = s.Length;
         while (start && from < to && strips(s[from]))
             from++;
@@ -132,7 +130,7 @@ internal static class BuiltinMethods
     }
 
     private static string NonEmptySeparator(object? separator) =>
-        Text(separator) is { Length: > 0 } sep ? sep : throw new ChatTemplateException("ValueError: empty separator");
+        PythonValues.RequireString(separator) is { Length: > 0 } sep ? sep : throw new ChatTemplateException("ValueError: empty separator");
 
     private static List<object?> SplitOnWhitespace(string s, long maxSplit)
     {

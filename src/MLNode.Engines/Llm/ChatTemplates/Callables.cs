@@ -3,8 +3,6 @@ namespace MLNode.Engines.Llm.ChatTemplates;
 /// <summary>Positional and keyword arguments of a call, with Python's rules for taking a parameter from either.</summary>
 internal sealed class CallArguments(IReadOnlyList<object?> positional, IReadOnlyDictionary<string, object?> named)
 {
-    public static readonly CallArguments None = new([], new Dictionary<string, object?>());
-
     public IReadOnlyList<object?> Positional { get; } = positional;
 
     public IReadOnlyDictionary<string, object?> Named { get; } = named;
@@ -27,9 +25,7 @@ internal interface ITemplateCallable
 }
 
 /// <summary>A callable implemented in C#: global functions and the methods of built-in values.</summary>
-internal sealed class NativeFunction(string name, Func<CallArguments, object?> body) : ITemplateCallable
+internal sealed class NativeFunction(Func<CallArguments, object?> body) : ITemplateCallable
 {
-    public string Name { get; } = name;
-
     public object? Call(CallArguments arguments) => body(arguments);
 }

@@ -17,9 +17,7 @@ internal sealed class ListLiteral(IReadOnlyList<Expression> items) : Expression
 
 internal sealed class TupleLiteral(IReadOnlyList<Expression> items) : Expression
 {
-    public IReadOnlyList<Expression> Items { get; } = items;
-
-    public override object? Evaluate(Scope scope) => Items.Select(item => item.Evaluate(scope)).ToArray();
+    public override object? Evaluate(Scope scope) => items.Select(item => item.Evaluate(scope)).ToArray();
 }
 
 internal sealed class DictLiteral(IReadOnlyList<(Expression Key, Expression Value)> pairs) : Expression
@@ -35,18 +33,12 @@ internal sealed class DictLiteral(IReadOnlyList<(Expression Key, Expression Valu
 
 internal sealed class VariableReference(string name) : Expression
 {
-    public string Name { get; } = name;
-
-    public override object? Evaluate(Scope scope) => scope.Resolve(Name);
+    public override object? Evaluate(Scope scope) => scope.Resolve(name);
 }
 
 internal sealed class AttributeLookup(Expression target, string name) : Expression
 {
-    public Expression Target { get; } = target;
-
-    public string Name { get; } = name;
-
-    public override object? Evaluate(Scope scope) => AttributeAccess.GetAttribute(Target.Evaluate(scope), Name);
+    public override object? Evaluate(Scope scope) => AttributeAccess.GetAttribute(target.Evaluate(scope), name);
 }
 
 internal sealed class ItemLookup(Expression target, Expression key) : Expression

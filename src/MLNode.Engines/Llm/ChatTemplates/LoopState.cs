@@ -18,7 +18,7 @@ internal sealed class LoopState(IReadOnlyList<object?> items)
         "depth0" => 0L,
         "previtem" => Index0 > 0 ? items[Index0 - 1] : new Undefined("there is no previous item"),
         "nextitem" => Index0 < items.Count - 1 ? items[Index0 + 1] : new Undefined("there is no next item"),
-        "cycle" => new NativeFunction("cycle", arguments => arguments.Positional.Count == 0
+        "cycle" => new NativeFunction(arguments => arguments.Positional.Count == 0
             ? throw new ChatTemplateException("TypeError: no items for cycling given")
             : arguments.Positional[Index0 % arguments.Positional.Count]),
         _ => new Undefined($"'LoopContext object' has no attribute '{name}'"),

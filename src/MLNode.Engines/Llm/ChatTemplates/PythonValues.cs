@@ -240,6 +240,10 @@ internal static class PythonValues
         return a.Count.CompareTo(b.Count);
     }
 
+    /// <summary>The value as a string argument of a method or filter; anything else is Python's TypeError.</summary>
+    public static string RequireString(object? value) => value as string
+        ?? throw new ChatTemplateException($"TypeError: expected str, got {TypeName(value)}");
+
     public static bool IsNumber(object? value) => value is long or double or bool;
 
     public static bool IsInteger(object? value) => value is long or bool;

@@ -142,7 +142,7 @@ internal sealed class MacroStatement(string name, IReadOnlyList<(string Name, Ex
 {
     public override Flow Render(Scope scope, StringBuilder output)
     {
-        scope.Assign(name, new Macro(name, parameters, body, scope));
+        scope.Assign(name, new Macro(parameters, body, scope));
         return Flow.Normal;
     }
 }
@@ -154,14 +154,14 @@ internal sealed class CallBlockStatement(Expression callee, ArgumentList argumen
     {
         if (callee.Evaluate(scope) is not Macro macro)
             throw new ChatTemplateException("TypeError: {% call %} needs a macro");
-        var caller = new Macro("caller", parameters, body, scope);
+        var caller = new Macro(parameters, body, scope);
         var values = arguments.Evaluate(scope);
         output.Append(macro.Call(new CallArguments(values.Positional, new Dictionary<string, object?>(values.Named) { ["caller"] = caller })));
         return Flow.Normal;
     }
 }
 
-internal sealed class Macro(string name, IReadOnlyList<(string Name, Expression? Default)> parameters, IReadOnlyList<Statement> body, Scope definedIn) : ITemplateCallable
+internal sealed class Macro(IReadOnlyList<(string Name, Expression? Default)> parameters, IReadOnlyList<Statement> body, Scope definedIn) : ITemplateCallable
 {
     public object? Call(CallArguments arguments)
     {
@@ -193,6 +193,4 @@ internal sealed class Macro(string name, IReadOnlyList<(string Name, Expression?
         Statement.RenderAll(body, scope, output);
         return output.ToString();
     }
-
-    public override string ToString() => $"<Macro '{name}'>";
 }

@@ -21,7 +21,7 @@ internal static class TemplateGlobals
         return scope;
     }
 
-    private static void Add(Scope scope, string name, Func<CallArguments, object?> body) => scope.Assign(name, new NativeFunction(name, body));
+    private static void Add(Scope scope, string name, Func<CallArguments, object?> body) => scope.Assign(name, new NativeFunction(body));
 
     private static OrderedDictionary<object, object?> ToDict(CallArguments arguments)
     {

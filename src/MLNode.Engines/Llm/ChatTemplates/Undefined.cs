@@ -6,9 +6,7 @@ namespace MLNode.Engines.Llm.ChatTemplates;
 /// </summary>
 internal sealed class Undefined(string hint)
 {
-    public string Hint { get; } = hint;
-
     public static Undefined Named(string name) => new($"'{name}' is undefined");
 
-    public ChatTemplateException Error() => new($"UndefinedError: {Hint}");
+    public ChatTemplateException Error() => new($"UndefinedError: {hint}");
 }
