@@ -40,9 +40,10 @@ internal static class AttributeAccess
                 if (index < 0)
                     index += items.Count;
                 return index >= 0 && index < items.Count ? items[(int)index]
-                    : new Undefined($"{PythonValues.ObjectDescription(target)} has no element {key}");
+                    : new Undefined($"{PythonValues.TypeName(target)} object has no element {PythonValues.Repr(key)}");
         }
-        return key is string name ? GetAttribute(target, name) : Missing(target, PythonValues.ToStr(key));
+        return key is string name ? GetAttribute(target, name)
+            : new Undefined($"{(target is null ? "None" : $"{PythonValues.TypeName(target)} object")} has no element {PythonValues.Repr(key)}");
     }
 
     private static Undefined Missing(object? target, string name) =>
