@@ -140,6 +140,9 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>Errors carry Python's message: the exception type then its text, or raise_exception's own message.</summary>
     [Theory]
+    [InlineData("{{ items[10].x }}", "UndefinedError: list object has no element 10")]
+    [InlineData("{{ d.c.e }}", "UndefinedError: 'dict object' has no attribute 'c'")]
+    [InlineData("{{ n[0].x }}", "UndefinedError: None has no element 0")]
     [InlineData("{{ u < 1 }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u.attr }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u() }}", "UndefinedError: 'u' is undefined")]
