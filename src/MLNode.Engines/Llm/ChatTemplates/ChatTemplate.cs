@@ -10,6 +10,7 @@ namespace MLNode.Engines.Llm.ChatTemplates;
 /// A parsed Hugging Face chat template (a jinja2 template), rendered the way transformers'
 /// apply_chat_template renders it: sandboxed jinja2 with trim_blocks, lstrip_blocks, the loopcontrols
 /// extension, tojson without ASCII escaping, and raise_exception / strftime_now as globals.
+/// Parse once per model; a parsed template holds no render state and renders on any number of threads.
 /// </summary>
 public sealed class ChatTemplate
 {

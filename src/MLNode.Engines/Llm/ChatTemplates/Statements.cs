@@ -114,14 +114,15 @@ internal sealed class SetStatement(AssignmentTarget target, Expression value) : 
 }
 
 /// <summary>{% set name %}...{% endset %} and {% filter f %}...{% endfilter %}: a body rendered to a string, optionally filtered.</summary>
-internal sealed class CaptureStatement(AssignmentTarget? target, CapturedText captured, Expression result, IReadOnlyList<Statement> body) : Statement
+internal sealed class CaptureStatement(AssignmentTarget? target, Expression result, IReadOnlyList<Statement> body) : Statement
 {
     public override Flow Render(Scope scope, StringBuilder output)
     {
         var text = new StringBuilder();
         RenderAll(body, scope, text);
-        captured.Value = text.ToString();
-        var value = result.Evaluate(scope);
+        var captured = new Scope(scope);
+        captured.Assign(CapturedText.VariableName, text.ToString());
+        var value = result.Evaluate(captured);
         if (target is null)
             output.Append(PythonValues.ToStr(value));
         else
@@ -130,12 +131,16 @@ internal sealed class CaptureStatement(AssignmentTarget? target, CapturedText ca
     }
 }
 
-/// <summary>The rendered body of a capture, which its filter chain (if any) starts from.</summary>
+/// <summary>
+/// The rendered body of a capture, which its filter chain (if any) starts from. It travels in a scope
+/// rather than in this node so that one parsed template can render on several threads at once.
+/// </summary>
 internal sealed class CapturedText : Expression
 {
-    public string Value { get; set; } = "";
+    // Not an identifier, so no template variable can shadow it.
+    public const string VariableName = "<captured>";
 
-    public override object? Evaluate(Scope scope) => Value;
+    public override object? Evaluate(Scope scope) => scope.Resolve(VariableName);
 }
 
 internal sealed class MacroStatement(string name, IReadOnlyList<(string Name, Expression? Default)> parameters, IReadOnlyList<Statement> body) : Statement

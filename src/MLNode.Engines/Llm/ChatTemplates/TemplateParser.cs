@@ -226,7 +226,7 @@ internal sealed class TemplateParser
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endset" });
         EndTag();
-        return new CaptureStatement(target, captured, result, body);
+        return new CaptureStatement(target, result, body);
     }
 
     private WithStatement ParseWith()
@@ -255,7 +255,7 @@ internal sealed class TemplateParser
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endfilter" });
         EndTag();
-        return new CaptureStatement(null, captured, result, body);
+        return new CaptureStatement(null, result, body);
     }
 
     private Expression ParseFilterChain(Expression value, bool firstIsKeyword = false)
