@@ -88,6 +88,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{{ 'one\ntwo\n\nthree'|indent(2) }}|{{ 'x\ny'|indent(4, true) }}", "one\n  two\n\n  three|    x\n    y")]
     [InlineData("{{ 42|string ~ '!' }}|{{ n|string }}|{{ t|string }}|{{ f|string }}|{{ items|string }}|{{ '<a>'|e }}|{{ '<a>'|safe }}", "42!|None|True|2.5|[3, 1, 2]|&lt;a&gt;|<a>")]
     [InlineData("{{ '%s is %d'|format('x', 3) }}|{{ 'hi there you'|wordcount }}|{{ -3|abs }}|{{ [[1, 2], [3]]|map('length')|list }}", "x is 3|3|3|[2, 1]")]
+    [InlineData("{{ '%5.2f|%-4d|%04d|%+d|%s|%.2s|%r|%x|%%|%e|%(a)s'|replace('%(a)s', '') % (3.14159, 7, -42, 5, none, 'abc', 'q', 255, 12345.678) }}|{{ '%(name)s=%(v)03d' % {'name': 'n', 'v': 7} }}|{{ '%d items'|format(3) }}|{{ 3|round }}|{{ 2.5|round }}|{{ 3.14159|round(2, 'floor') }}", " 3.14|7   |-042|+5|None|ab|'q'|ff|%|1.234568e+04||n=007|3 items|3|2.0|3.14")]
     [InlineData("{{ 'x'|center(5) }}|{{ msgs|map(attribute='missing', default='?')|join }}|{{ d|items|list }}|{{ 'aXb'|trim('ab') }}", "  x  |??|[('b', 2), ('a', 1)]|X")]
     public void Filters_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
 
@@ -140,6 +141,8 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>Errors carry Python's message: the exception type then its text, or raise_exception's own message.</summary>
     [Theory]
+    [InlineData("{{ '%d' % 'x' }}", "TypeError: %d format: a real number is required, not str")]
+    [InlineData("{{ '%s %s' % (1,) }}", "TypeError: not enough arguments for format string")]
     [InlineData("{{ items[10].x }}", "UndefinedError: list object has no element 10")]
     [InlineData("{{ d.c.e }}", "UndefinedError: 'dict object' has no attribute 'c'")]
     [InlineData("{{ n[0].x }}", "UndefinedError: None has no element 0")]

@@ -240,7 +240,8 @@ internal static partial class BuiltinFilters
         var scale = Math.Pow(10, precision);
         return arguments.Get(1, "method", "common") switch
         {
-            "common" => Math.Round(number, precision, MidpointRounding.ToEven),
+            // Python's round keeps an int an int.
+            "common" => value is long ? value : Math.Round(number, precision, MidpointRounding.ToEven),
             "ceil" => Math.Ceiling(number * scale) / scale,
             "floor" => Math.Floor(number * scale) / scale,
             _ => throw new ChatTemplateException("FilterArgumentError: method must be common, ceil or floor"),
