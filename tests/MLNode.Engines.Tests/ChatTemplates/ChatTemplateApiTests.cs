@@ -67,6 +67,15 @@ public sealed class ChatTemplateApiTests
             template.Render(new Dictionary<string, object?> { ["n"] = n })));
     }
 
+    /// <summary>Which pair the sort compares first is the sort's business; that mixing str and int fails is Python's.</summary>
+    [Fact]
+    public void Sorting_values_python_cannot_order_is_a_type_error()
+    {
+        var template = ChatTemplate.Parse("{{ ['a', 1]|sort }}");
+
+        Assert.StartsWith("TypeError: '<' not supported between instances of", Assert.Throws<ChatTemplateException>(() => template.Render(new Dictionary<string, object?>())).Message);
+    }
+
     [Fact]
     public void Runaway_recursion_is_a_template_error()
     {

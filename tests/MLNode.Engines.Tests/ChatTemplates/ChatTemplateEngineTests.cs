@@ -97,6 +97,7 @@ public sealed class ChatTemplateEngineTests
     [Theory]
     [InlineData("{{ u is defined }}{{ u is undefined }}{{ n is none }}{{ 1 is number }}{{ t is number }}{{ t is boolean }}{{ 1 is integer }}{{ f is float }}", "FalseTrueTrueTrueTrueTrueTrueTrue")]
     [InlineData("{{ 's' is string }}{{ d is mapping }}{{ items is mapping }}{{ items is iterable }}{{ 's' is iterable }}{{ 1 is iterable }}{{ items is sequence }}", "TrueTrueFalseTrueTrueFalseTrue")]
+    [InlineData("{{ 0.5 is even }}{{ 2.0 is even }}{{ -1.5 is odd }}{{ '2.5' is lower }}{{ 'a2' is lower }}{{ 'A b' is upper }}{{ true|round }}{{ 7|round(1) }}", "FalseTrueFalseFalseTrueFalse17")]
     [InlineData("{{ 3 is odd }}{{ 3 is even }}{{ 9 is divisibleby 3 }}{{ 1 is eq 1 }}{{ 1 is ne 1 }}{{ 2 is gt 1 }}{{ 2 is lt 1 }}{{ 1 is in items }}", "TrueFalseTrueTrueFalseTrueFalseTrue")]
     [InlineData("{{ t is true }}{{ 1 is true }}{{ false is false }}{{ 'ab' is lower }}{{ 'AB' is upper }}{{ n is sameas none }}{{ range is callable }}{{ u is not defined }}", "TrueFalseTrueTrueTrueTrueTrueTrue")]
     public void Tests_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
@@ -141,6 +142,12 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>Errors carry Python's message: the exception type then its text, or raise_exception's own message.</summary>
     [Theory]
+    [InlineData("{{ u|float }}", "UndefinedError: 'u' is undefined")]
+    [InlineData("{{ 'abc' % 'x' }}", "TypeError: not all arguments converted during string formatting")]
+    [InlineData("{{ [1] in {} }}", "TypeError: unhashable type: 'list'")]
+    [InlineData("{{ n ** -1 }}", "TypeError: unsupported operand type(s) for ** or pow(): 'NoneType' and 'int'")]
+    [InlineData("{% set z = 0 %}{{ z ** -1 }}", "ZeroDivisionError: 0.0 cannot be raised to a negative power")]
+    [InlineData("{% set z = 5 %}{{ z[1:] }}", "TypeError: 'int' object is not subscriptable")]
     [InlineData("{{ '%d' % 'x' }}", "TypeError: %d format: a real number is required, not str")]
     [InlineData("{{ '%s %s' % (1,) }}", "TypeError: not enough arguments for format string")]
     [InlineData("{{ items[10].x }}", "UndefinedError: list object has no element 10")]

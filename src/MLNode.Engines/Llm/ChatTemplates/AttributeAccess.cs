@@ -54,13 +54,16 @@ internal static class AttributeAccess
     {
         if (target is Undefined undefined)
             throw undefined.Error();
-        IReadOnlyList<object?> items = target switch
+        IReadOnlyList<object?> items;
+        switch (target)
         {
-            string s => PythonValues.Characters(s),
-            List<object?> list => list,
-            object?[] tuple => tuple,
-            _ => throw new ChatTemplateException($"TypeError: '{PythonValues.TypeName(target)}' object is not subscriptable"),
-        };
+            case string s: items = PythonValues.Characters(s); break;
+            case List<object?> list: items = list; break;
+            case object?[] tuple: items = tuple; break;
+            default:
+                // jinja compiles slices to plain Python subscripts, so unlike a[b] a miss is a TypeError, not undefined.
+                throw new ChatTemplateException($"TypeError: '{PythonValues.TypeName(target)}' object is not subscriptable");
+        }
         var stride = step is null or Undefined ? 1 : PythonValues.ToLong(step);
         if (stride == 0)
             throw new ChatTemplateException("ValueError: slice step cannot be zero");

@@ -104,6 +104,7 @@ internal static partial class BuiltinFilters
     {
         switch (value)
         {
+            case Undefined undefined: throw undefined.Error();
             case long or bool: return PythonValues.ToLong(value);
             case double d: return (long)Math.Truncate(d);
             case string s:
@@ -126,6 +127,7 @@ internal static partial class BuiltinFilters
 
     private static object? ToFloat(object? value, object? fallback) => value switch
     {
+        Undefined undefined => throw undefined.Error(),
         double d => d,
         long or bool => PythonValues.ToDouble(value),
         string s when double.TryParse(s.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out var parsed) => parsed,
@@ -241,7 +243,7 @@ internal static partial class BuiltinFilters
         return arguments.Get(1, "method", "common") switch
         {
             // Python's round keeps an int an int.
-            "common" => value is long ? value : Math.Round(number, precision, MidpointRounding.ToEven),
+            "common" => PythonValues.IsInteger(value) ? (object)PythonValues.ToLong(value) : Math.Round(number, precision, MidpointRounding.ToEven),
             "ceil" => Math.Ceiling(number * scale) / scale,
             "floor" => Math.Floor(number * scale) / scale,
             _ => throw new ChatTemplateException("FilterArgumentError: method must be common, ceil or floor"),

@@ -70,8 +70,8 @@ internal static class BuiltinMethods
         "isalpha" => _ => s.Length > 0 && s.All(char.IsLetter),
         "isalnum" => _ => s.Length > 0 && s.All(char.IsLetterOrDigit),
         "isspace" => _ => s.Length > 0 && s.All(PythonValues.IsSpace),
-        "islower" => _ => s.Any(char.IsLetter) && !s.Any(char.IsUpper),
-        "isupper" => _ => s.Any(char.IsLetter) && !s.Any(char.IsLower),
+        "islower" => _ => IsLower(s),
+        "isupper" => _ => IsUpper(s),
         _ => null,
     };
 
@@ -79,6 +79,11 @@ internal static class BuiltinMethods
     private static IEnumerable<string> Affixes(object? affix) => affix is object?[] choices ? choices.Select(PythonValues.RequireString) : [PythonValues.RequireString(affix)];
 
     private static long MaxSplit(CallArguments a) => a.Has(1, "maxsplit") ? PythonValues.ToLong(a.Get(1, "maxsplit")) : -1;
+
+    /// <summary>Python's str.islower: some cased character, and no upper-case one.</summary>
+    public static bool IsLower(string s) => s.Any(char.IsLower) && !s.Any(char.IsUpper);
+
+    public static bool IsUpper(string s) => s.Any(char.IsUpper) && !s.Any(char.IsLower);
 
     /// <summary>Python's strip family: whitespace when no characters are given, else any of the given characters.</summary>
     public static string Strip(string s, object? chars, bool start, bool end)

@@ -93,6 +93,11 @@ public sealed class ChatTemplate
         {
             throw new ChatTemplateException("RecursionError: maximum recursion depth exceeded");
         }
+        catch (InvalidOperationException e) when (e.InnerException is ChatTemplateException comparison)
+        {
+            // Sorting wraps the TypeError of comparing, say, a str with an int.
+            throw comparison;
+        }
     }
 
     /// <summary>Called where template recursion (macros calling themselves, deep nesting) could exhaust the stack.</summary>

@@ -42,7 +42,8 @@ internal static partial class PercentFormat
             text.Append(Pad(body, width, flags, numeric: conversion is not ('s' or 'r')));
         }
         text.Append(format, position, format.Length - position);
-        if (values is object?[] && next < positional.Length)
+        // Python ignores unused arguments only when they come as a mapping or a list (objects with __getitem__).
+        if (next < positional.Length && values is not (OrderedDictionary<object, object?> or List<object?>))
             throw new ChatTemplateException("TypeError: not all arguments converted during string formatting");
         return text.ToString();
     }

@@ -90,6 +90,8 @@ internal static class PythonOperators
     private static object? Power(object? left, object? right)
     {
         RequireNumbers("**", left, right);
+        if (PythonValues.ToDouble(left) == 0 && PythonValues.ToDouble(right) < 0)
+            throw new ChatTemplateException("ZeroDivisionError: 0.0 cannot be raised to a negative power");
         if (left is double || right is double || PythonValues.ToLong(right) < 0)
             return Math.Pow(PythonValues.ToDouble(left), PythonValues.ToDouble(right));
         long result = 1, power = PythonValues.ToLong(left);
@@ -110,7 +112,7 @@ internal static class PythonOperators
     {
         if (!PythonValues.IsNumber(left) || !PythonValues.IsNumber(right))
             throw new ChatTemplateException(
-                $"TypeError: unsupported operand type(s) for {op}: '{PythonValues.TypeName(left)}' and '{PythonValues.TypeName(right)}'");
+                $"TypeError: unsupported operand type(s) for {(op == "**" ? "** or pow()" : op)}: '{PythonValues.TypeName(left)}' and '{PythonValues.TypeName(right)}'");
     }
 
     public static object? Negate(object? value) => value switch
@@ -126,6 +128,8 @@ internal static class PythonOperators
     {
         string s when item is string part => s.Contains(part, StringComparison.Ordinal),
         string => throw new ChatTemplateException($"TypeError: 'in <string>' requires string as left operand, not {PythonValues.TypeName(item)}"),
+        OrderedDictionary<object, object?> when item is List<object?> or OrderedDictionary<object, object?> =>
+            throw new ChatTemplateException($"TypeError: unhashable type: '{PythonValues.TypeName(item)}'"),
         OrderedDictionary<object, object?> dict => item is not null && dict.ContainsKey(item),
         Undefined => false,
         Namespace ns => item is string name && ns.Attributes.ContainsKey(name),
