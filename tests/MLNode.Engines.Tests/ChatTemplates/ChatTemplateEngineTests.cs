@@ -125,6 +125,8 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>arithmetic, literals and their repr, string escapes, slicing, str methods, undefined values.</summary>
     [Theory]
+    [InlineData("{{ 'stra\u00dfe'|upper }}|{{ '\u0130x'.lower() }}|{{ '\u01c6ungla \u00dfa'.title() }}|{{ '\u00dfa'|capitalize }}|{{ 'a\u001cb c'|title }}|{{ ['a\u00a0b', 'x\u200by', '\ud83e\udd16'] }}|{{ '\ud83e\udd16 x'.find('x') }}", "STRASSE|i\u0307x|\u01c5ungla Ssa|Ssa|A\u001cB C|['a\\xa0b', 'x\\u200by', '\ud83e\udd16']|2")]
+    [InlineData("{{ ''.splitlines() }}|{{ 'a\r\nb\rc\n'.splitlines() }}|{{ 'a\r\nb'|indent(2) }}|{{ ' a b  '.split(none, 0) }}|{{ 'a b  '.split(none, 1) }}|{{ ''.replace('', 'Z', 2) }}|{{ 'ab'.replace('', '-') }}|{{ 'ab'.replace('', '-', 1) }}", "[]|['a', 'b', 'c']|a\n  b|['a b  ']|['a', 'b  ']|Z|-a-b-|-ab")]
     [InlineData("{{ 1 + 2 * 3 }}|{{ (1 + 2) * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ -7 % 3 }}|{{ 7 / 2 }}|{{ 4 / 2 }}|{{ 2 ** 10 }}|{{ 1e3 }}|{{ 0.1 + 0.2 }}|{{ 1.5e-7 }}|{{ 1e20 }}", "7|9|3|-4|1|2|3.5|2.0|1024|1000.0|0.30000000000000004|1.5e-07|1e+20")]
     [InlineData("{{ 'a' ~ 1 ~ none ~ true }}|{{ 'ab' * 3 }}|{{ [1] + [2] }}|{{ -f }}|{{ 3 - 1.5 }}", "a1NoneTrue|ababab|[1, 2]|-2.5|1.5")]
     [InlineData("{{ 1 < 2 < 3 }}{{ 1 < 3 < 2 }}{{ 'a' in 'cat' }}{{ 'x' not in d }}{{ 'a' in d }}{{ not t }}{{ [1, 2] == [1, 2] }}{{ 1 == 1.0 }}{{ 'a' < 'b' }}", "TrueFalseTrueTrueTrueFalseTrueTrueTrue")]

@@ -40,7 +40,7 @@ internal static partial class BuiltinFilters
             Attribute(PythonValues.Iterate(v), a.Get(1, "attribute")).Select(PythonValues.ToStr)),
         ["length"] = (v, _) => PythonValues.Length(v),
         ["list"] = (v, _) => PythonValues.ToList(v),
-        ["lower"] = (v, _) => PythonValues.ToStr(v).ToLowerInvariant(),
+        ["lower"] = (v, _) => PythonCase.Lower(PythonValues.ToStr(v)),
         ["map"] = Map,
         ["max"] = (v, a) => Extreme(v, a, pickLarger: true),
         ["min"] = (v, a) => Extreme(v, a, pickLarger: false),
@@ -60,7 +60,7 @@ internal static partial class BuiltinFilters
         ["tojson"] = ToJson,
         ["trim"] = (v, a) => BuiltinMethods.Strip(PythonValues.ToStr(v), a.Get(0, "chars"), start: true, end: true),
         ["unique"] = Unique,
-        ["upper"] = (v, _) => PythonValues.ToStr(v).ToUpperInvariant(),
+        ["upper"] = (v, _) => PythonCase.Upper(PythonValues.ToStr(v)),
         ["wordcount"] = (v, _) => (long)WordPattern().Count(PythonValues.ToStr(v)),
     };
 
@@ -141,7 +141,7 @@ internal static partial class BuiltinFilters
         var prefix = width as string ?? new string(' ', (int)PythonValues.ToLong(width));
         var indentFirst = PythonValues.IsTrue(arguments.Get(1, "first", false));
         var indentBlank = PythonValues.IsTrue(arguments.Get(2, "blank", false));
-        var lines = (PythonValues.ToStr(value) + "\n").Split('\n').SkipLast(1).ToList();
+        var lines = BuiltinMethods.SplitLines(PythonValues.ToStr(value) + "\n");
         var text = new StringBuilder(lines[0]);
         foreach (var line in lines.Skip(1))
             text.Append('\n').Append(line.Length > 0 || indentBlank ? prefix + line : line);
@@ -174,7 +174,7 @@ internal static partial class BuiltinFilters
     private static Func<object?, object?> SortKey(object? attribute, bool caseSensitive) => item =>
     {
         var key = attribute is null ? item : Lookup(item, attribute);
-        return !caseSensitive && key is string s ? s.ToLowerInvariant() : key;
+        return !caseSensitive && key is string s ? PythonCase.Lower(s) : key;
     };
 
     private static object? Sort(object? value, CallArguments arguments)
@@ -267,9 +267,10 @@ internal static partial class BuiltinFilters
     /// <summary>jinja's title: each word (split at whitespace, -, and opening brackets) gets an upper first letter and lower rest.</summary>
     private static string Title(string s) => string.Concat(WordBeginning().Split(s)
         .Where(part => part.Length > 0)
-        .Select(part => char.ToUpperInvariant(part[0]) + part[1..].ToLowerInvariant()));
+        .Select(part => PythonCase.Upper(part[..1]) + PythonCase.Lower(part[1..])));
 
-    [GeneratedRegex(@"([-\s\(\{\[\<]+)")]
+    // Python's \s also covers the information separators \x1c-\x1f.
+    [GeneratedRegex(@"([-\s\x1c-\x1f\(\{\[\<]+)")]
     private static partial Regex WordBeginning();
 
     [GeneratedRegex(@"\w+")]

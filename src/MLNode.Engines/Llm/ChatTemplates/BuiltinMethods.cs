@@ -55,14 +55,14 @@ internal static class BuiltinMethods
         "rstrip" => a => Strip(s, a.Get(0, "chars"), start: false, end: true),
         "split" => a => Split(s, a.Get(0, "sep"), MaxSplit(a)),
         "rsplit" => a => RightSplit(s, a.Get(0, "sep"), MaxSplit(a)),
-        "splitlines" => _ => new List<object?>(s.Split('\n').Select(line => (object?)line.TrimEnd('\r')).SkipLast(s.EndsWith('\n') ? 1 : 0)),
+        "splitlines" => _ => new List<object?>(SplitLines(s)),
         "replace" => a => Replace(s, PythonValues.RequireString(a.Get(0, "old")), PythonValues.RequireString(a.Get(1, "new")), a.Has(2, "count") ? PythonValues.ToLong(a.Get(2, "count")) : -1),
-        "upper" => _ => s.ToUpperInvariant(),
-        "lower" => _ => s.ToLowerInvariant(),
+        "upper" => _ => PythonCase.Upper(s),
+        "lower" => _ => PythonCase.Lower(s),
         "title" => _ => Title(s),
         "capitalize" => _ => Capitalize(s),
-        "find" => a => (long)s.IndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal),
-        "rfind" => a => (long)s.LastIndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal),
+        "find" => a => CodePointIndex(s, s.IndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal)),
+        "rfind" => a => CodePointIndex(s, s.LastIndexOf(PythonValues.RequireString(a.Get(0, "sub")), StringComparison.Ordinal)),
         "count" => a => (long)Count(s, PythonValues.RequireString(a.Get(0, "sub"))),
         "join" => a => string.Join(s, PythonValues.Iterate(a.Get(0, "iterable")).Select(PythonValues.RequireString)),
         "format" => a => StringFormat.Apply(s, a),
@@ -77,6 +77,9 @@ internal static class BuiltinMethods
 
 
     private static IEnumerable<string> Affixes(object? affix) => affix is object?[] choices ? choices.Select(PythonValues.RequireString) : [PythonValues.RequireString(affix)];
+
+    /// <summary>A UTF-16 index as Python counts it, in code points; -1 stays -1.</summary>
+    private static long CodePointIndex(string s, int index) => index < 0 ? index : PythonValues.CodePointLength(s[..index]);
 
     private static long MaxSplit(CallArguments a) => a.Has(1, "maxsplit") ? PythonValues.ToLong(a.Get(1, "maxsplit")) : -1;
 
@@ -149,7 +152,7 @@ internal static class BuiltinMethods
                 return parts;
             if (maxSplit == 0)
             {
-                parts.Add(s[i..].TrimEnd());
+                parts.Add(s[i..]);
                 return parts;
             }
             var start = i;
@@ -160,10 +163,44 @@ internal static class BuiltinMethods
         }
     }
 
+    /// <summary>Python's str.splitlines: \n, \r, \r\n and the other Unicode line boundaries end a line; no empty last line.</summary>
+    public static List<string> SplitLines(string s)
+    {
+        var lines = new List<string>();
+        var start = 0;
+        for (var i = 0; i < s.Length; i++)
+        {
+            if (s[i] is not ('\n' or '\r' or '\v' or '\f' or '\x1c' or '\x1d' or '\x1e' or '\x85' or '\u2028' or '\u2029'))
+                continue;
+            lines.Add(s[start..i]);
+            if (s[i] == '\r' && i + 1 < s.Length && s[i + 1] == '\n')
+                i++;
+            start = i + 1;
+        }
+        if (start < s.Length)
+            lines.Add(s[start..]);
+        return lines;
+    }
+
     public static string Replace(string s, string old, string replacement, long count)
     {
+        if (old.Length == 0)
+        {
+            // Python inserts the replacement before every character and at the end, up to count times.
+            var characters = PythonValues.Characters(s);
+            var limit = count < 0 ? characters.Count + 1 : count;
+            var inserted = new StringBuilder();
+            for (var i = 0; i <= characters.Count; i++)
+            {
+                if (i < limit)
+                    inserted.Append(replacement);
+                if (i < characters.Count)
+                    inserted.Append((string)characters[i]!);
+            }
+            return inserted.ToString();
+        }
         if (count < 0)
-            return old.Length == 0 ? string.Concat(PythonValues.Characters(s).Select(c => replacement + c)) + replacement : s.Replace(old, replacement, StringComparison.Ordinal);
+            return s.Replace(old, replacement, StringComparison.Ordinal);
         var text = new StringBuilder();
         var from = 0;
         for (int at; count > 0 && old.Length > 0 && (at = s.IndexOf(old, from, StringComparison.Ordinal)) >= 0; count--)
@@ -191,11 +228,11 @@ internal static class BuiltinMethods
         var afterLetter = false;
         foreach (var c in s)
         {
-            text.Append(afterLetter ? char.ToLowerInvariant(c) : char.ToUpperInvariant(c));
+            text.Append(afterLetter ? PythonCase.Lower(c.ToString()) : PythonCase.Title(c));
             afterLetter = char.IsLetter(c);
         }
         return text.ToString();
     }
 
-    public static string Capitalize(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..].ToLowerInvariant();
+    public static string Capitalize(string s) => s.Length == 0 ? s : PythonCase.Title(s[0]) + PythonCase.Lower(s[1..]);
 }

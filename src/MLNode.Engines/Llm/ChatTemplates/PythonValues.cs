@@ -114,8 +114,9 @@ internal static class PythonValues
     {
         var quote = s.Contains('\'') && !s.Contains('"') ? '"' : '\'';
         text.Append(quote);
-        foreach (var c in s)
+        for (var i = 0; i < s.Length; i++)
         {
+            var c = s[i];
             switch (c)
             {
                 case '\\': text.Append("\\\\"); break;
@@ -124,15 +125,38 @@ internal static class PythonValues
                 case '\t': text.Append("\\t"); break;
                 default:
                     if (c == quote)
+                    {
                         text.Append('\\').Append(c);
-                    else if (c < ' ' || c == '\x7f')
-                        text.Append($"\\x{(int)c:x2}");
+                    }
+                    else if (Rune.TryGetRuneAt(s, i, out var rune))
+                    {
+                        AppendPrintable(text, rune);
+                        i += rune.Utf16SequenceLength - 1;
+                    }
                     else
-                        text.Append(c);
+                    {
+                        text.Append($"\\u{(int)c:x4}");
+                    }
                     break;
             }
         }
         text.Append(quote);
+    }
+
+    /// <summary>Python's repr keeps what str.isprintable accepts and escapes the rest (controls, format characters, separators other than the space).</summary>
+    private static void AppendPrintable(StringBuilder text, Rune rune)
+    {
+        var printable = rune.Value == ' ' || Rune.GetUnicodeCategory(rune) is not (UnicodeCategory.Control or UnicodeCategory.Format
+            or UnicodeCategory.Surrogate or UnicodeCategory.PrivateUse or UnicodeCategory.OtherNotAssigned
+            or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator or UnicodeCategory.SpaceSeparator);
+        if (printable)
+            text.Append(rune.ToString());
+        else if (rune.Value <= 0xff)
+            text.Append($"\\x{rune.Value:x2}");
+        else if (rune.Value <= 0xffff)
+            text.Append($"\\u{rune.Value:x4}");
+        else
+            text.Append($"\\U{rune.Value:x8}");
     }
 
     /// <summary>Python's repr of a float: shortest round-trip digits, scientific below 1e-4 and from 1e16.</summary>
