@@ -45,8 +45,26 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         var card = new ModelCard(request.Entry.Id, Modality.Llm, request.Entry.Architecture, request.Entry.Dtype, runtime.Device.ToString(),
             request.Folder, request.Entry.Limits with { MaxModelLen = capacity, MaxBatch = slots },
             model.parameters().Sum(p => p.numel()), request.Entry.Pricing);
-        return new LlmExecutor(card, model, tokenizer, generator);
+        return new LlmExecutor(card, model, tokenizer, generator, StopTokens(request.Folder, tokenizer));
     }, ct);
+
+    /// <summary>EOS ids of generation_config.json (an id or a list, as Qwen ships both) and the tokenizer's eos_token.</summary>
+    private static HashSet<int> StopTokens(string folder, ByteLevelBpeTokenizer? tokenizer)
+    {
+        var stops = new HashSet<int>();
+        if (tokenizer?.EosTokenId is { } eos) stops.Add(eos);
+        var path = Path.Combine(folder, "generation_config.json");
+        if (File.Exists(path))
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+            if (doc.RootElement.TryGetProperty("eos_token_id", out var e))
+            {
+                if (e.ValueKind == System.Text.Json.JsonValueKind.Number) stops.Add(e.GetInt32());
+                else if (e.ValueKind == System.Text.Json.JsonValueKind.Array) stops.UnionWith(e.EnumerateArray().Select(x => x.GetInt32()));
+            }
+        }
+        return stops;
+    }
 
     /// <summary>Builds the model straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
     public static QwenForCausalLM Load(HfModelConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default)
@@ -73,8 +91,12 @@ public static class DTypes
 }
 
 /// <summary>A loaded Qwen-family model; the same instance serves inference, replay and PoC.</summary>
-public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model, ByteLevelBpeTokenizer? tokenizer, LlmGenerator generator) : IModelExecutor
+public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model, ByteLevelBpeTokenizer? tokenizer, LlmGenerator generator, IReadOnlySet<int> stopTokens)
+    : IModelExecutor
 {
+    /// <summary>Ids that end a completion (EOS of the tokenizer and of generation_config.json).</summary>
+    public IReadOnlySet<int> StopTokens { get; } = stopTokens;
+
     public ModelCard Card { get; } = card;
     public QwenForCausalLM Model { get; } = model;
     public ByteLevelBpeTokenizer? Tokenizer { get; } = tokenizer;

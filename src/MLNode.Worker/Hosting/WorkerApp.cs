@@ -82,6 +82,7 @@ public static class WorkerApp
         app.MapSystem();
         app.MapModelCache();
         app.MapPoc();
+        app.MapChatCompletions();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         app.Services.GetRequiredService<WorkerMetrics>();

@@ -1,0 +1,163 @@
+using System.Text.Json;
+using MLNode.Engines.Llm;
+using MLNode.Engines.Llm.ChatTemplates;
+using MLNode.Engines.Llm.Sampling;
+using MLNode.Engines.Llm.Tokenization;
+using MLNode.Protocol;
+using MLNode.Protocol.Management;
+using MLNode.Protocol.OpenAi;
+using MLNode.Protocol.Validation;
+using MLNode.Worker.Node;
+using SamplingMode = MLNode.Engines.Llm.Sampling.LogprobsMode;
+using WireMode = MLNode.Protocol.OpenAi.LogprobsMode;
+
+namespace MLNode.Worker.Api;
+
+/// <summary>
+/// <c>POST /v1/chat/completions</c> with the semantics of Gonka's vLLM fork: logprob tokens are decimal
+/// ids, −∞ is −9999.0, processed logprobs by default, and <c>enforced_tokens</c> replays another host's
+/// output through this model (EOS appended, logprobs mode detected when absent). Streams as SSE.
+/// </summary>
+public static class ChatCompletionsEndpoint
+{
+    private const long MaxBodyBytes = 32L << 20;
+
+    public static void MapChatCompletions(this IEndpointRouteBuilder app) => app.MapPost("/v1/chat/completions", HandleAsync);
+
+    private static async Task<IResult> HandleAsync(HttpContext http, NodeController node, CancellationToken ct)
+    {
+        var (body, error) = await RequestBody.ReadAsync<ChatCompletionRequest>(http.Request, ct, maxBytes: MaxBodyBytes);
+        if (error is not null) return error;
+        if (node.Model is not LlmExecutor llm) return SystemEndpoints.NoBackend();
+        if (body!.Model is { } model && model != llm.Card.Id)
+            return OpenAiFailure(StatusCodes.Status404NotFound, "NotFoundError", $"The model `{model}` does not exist.", "model");
+        if (llm.Tokenizer is not { } tokenizer)
+            return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, $"{llm.Card.Id} has no tokenizer.json", "model");
+
+        var prompt = Render(body, tokenizer, out var templateError);
+        if (templateError is not null) return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, templateError, "messages");
+        var promptIds = tokenizer.Encode(prompt!, allowSpecial: true);
+
+        var (enforced, mode, enforcedErrors) = Replay(body, tokenizer, llm.StopTokens);
+        if (enforcedErrors.Count > 0) return RequestBody.Invalid([.. enforcedErrors]);
+        var capacity = llm.Generator.Capacity;
+        var maxTokens = enforced?.Count ?? body.CompletionTokenLimit ?? capacity - promptIds.Length;
+        if (promptIds.Length + maxTokens > capacity)
+            return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType,
+                $"This model's maximum context length is {capacity} tokens. However, you requested {promptIds.Length + maxTokens} tokens " +
+                $"({promptIds.Length} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.",
+                body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens");
+
+        var wantLogprobs = body.Logprobs == true;
+        var sampling = new SamplingParams(body.Temperature ?? 1.0, body.TopP ?? 1.0, body.TopK is > 0 ? body.TopK.Value : 0, body.MinP ?? 0.0,
+            body.Seed, wantLogprobs ? body.TopLogprobs ?? 0 : 0, mode);
+        using var stopEarly = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var tokens = llm.Generator.Generate(new GenerationRequest(promptIds, sampling, maxTokens, llm.StopTokens, enforced, body.IgnoreEos), stopEarly.Token);
+        var completion = new CompletionStream(tokens, tokenizer, llm.StopTokens, body.SkipSpecialTokens, body.Stop ?? [], stopEarly);
+        var id = $"chatcmpl-{Guid.NewGuid():N}";
+        var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        if (body.Stream == true)
+        {
+            await StreamAsync(http, completion, id, created, llm.Card.Id, promptIds.Length, wantLogprobs, body.StreamOptions?.IncludeUsage == true, body.ReturnTokenIds == true, ct);
+            return Results.Empty;
+        }
+        var pieces = new List<CompletionPiece>();
+        await foreach (var piece in completion.ReadAllAsync(ct)) pieces.Add(piece);
+        var ids = pieces.Where(p => p.Visible).Select(p => p.Token.Token).ToList();
+        var choice = new ChatCompletionChoice(0,
+            new ChatResponseMessage("assistant", string.Concat(pieces.Select(p => p.Text))),
+            wantLogprobs ? new ChatLogprobs(pieces.Where(p => p.Visible).Select(p => Wire(p.Token)).ToList()) : null,
+            completion.FinishReason,
+            TokenIds: body.ReturnTokenIds == true ? ids : null);
+        return Results.Json(new ChatCompletionResponse(id, created, llm.Card.Id, [choice],
+            new Usage(promptIds.Length, pieces.Count, promptIds.Length + pieces.Count),
+            body.ReturnTokenIds == true ? promptIds : null), GonkaJson.OmitNullsOptions);
+    }
+
+    /// <summary>The chat template of the checkpoint, rendered as transformers renders it (errors are the client's: 400).</summary>
+    private static string? Render(ChatCompletionRequest body, ByteLevelBpeTokenizer tokenizer, out string? error)
+    {
+        error = null;
+        if (tokenizer.Config.ChatTemplate is not { } source)
+        {
+            error = "this model's tokenizer_config.json has no chat_template";
+            return null;
+        }
+        try
+        {
+            var specials = new Dictionary<string, string>();
+            if (tokenizer.Config.BosToken is { } bos) specials["bos_token"] = bos;
+            if (tokenizer.Config.EosToken is { } eos) specials["eos_token"] = eos;
+            if (tokenizer.Config.PadToken is { } pad) specials["pad_token"] = pad;
+            var kwargs = body.ChatTemplateKwargs is { ValueKind: JsonValueKind.Object } k
+                ? k.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone())
+                : null;
+            return ChatTemplate.Parse(source).RenderChat(JsonSerializer.SerializeToElement(body.Messages, GonkaJson.OmitNullsOptions),
+                addGenerationPrompt: true, body.Tools, specials, kwargs);
+        }
+        catch (ChatTemplateException e)
+        {
+            error = $"chat template: {e.Message}";
+            return null;
+        }
+    }
+
+    /// <summary>Validator replay: the ids to emit (EOS appended) and the logprobs mode, detected from the top tokens when not given.</summary>
+    private static (IReadOnlyList<int>? Enforced, SamplingMode Mode, IReadOnlyList<FieldError> Errors) Replay(
+        ChatCompletionRequest body, ByteLevelBpeTokenizer tokenizer, IReadOnlySet<int> stopTokens)
+    {
+        var explicitMode = body.LogprobsMode switch
+        {
+            WireMode.Raw => SamplingMode.Raw,
+            WireMode.Processed => SamplingMode.Processed,
+            _ => (SamplingMode?)null,
+        };
+        var eos = tokenizer.EosTokenId ?? stopTokens.First();
+        if (body.EnforcedTokens is { } list)
+        {
+            var parsed = EnforcedTokens.Parse(list);
+            if (parsed.Errors.Count > 0) return (null, SamplingMode.Processed, parsed.Errors);
+            var outOfVocab = parsed.Ids!.TokenIds.Select((t, i) => (t, i)).FirstOrDefault(p => p.t >= tokenizer.VocabSize);
+            if (outOfVocab != default)
+                return (null, SamplingMode.Processed, [new FieldError($"body.enforced_tokens.tokens.{outOfVocab.i}.token", $"{outOfVocab.t} is outside the vocabulary ({tokenizer.VocabSize})")]);
+            var detected = EnforcedTokens.DetectLogprobsMode(parsed.Ids) == WireMode.Raw ? SamplingMode.Raw : SamplingMode.Processed;
+            return (EnforcedTokens.AppendEos(parsed.Ids.TokenIds, eos), explicitMode ?? detected, []);
+        }
+        if (body.EnforcedStr is { } text)
+            return (EnforcedTokens.AppendEos(tokenizer.Encode(text, allowSpecial: false), eos), explicitMode ?? SamplingMode.Processed, []);
+        return (null, explicitMode ?? SamplingMode.Processed, []);
+    }
+
+    private static async Task StreamAsync(HttpContext http, CompletionStream completion, string id, long created, string model,
+        int promptTokens, bool logprobs, bool usage, bool returnTokenIds, CancellationToken ct)
+    {
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+        await Send(new ChatCompletionChunk(id, created, model, [new ChatChunkChoice(0, new ChatDelta(Role: "assistant", Content: ""))]));
+        var count = 0;
+        await foreach (var piece in completion.ReadAllAsync(ct))
+        {
+            count++;
+            var finish = piece.Last ? completion.FinishReason : null;
+            if (!piece.Visible && finish is null) continue;
+            await Send(new ChatCompletionChunk(id, created, model, [new ChatChunkChoice(0, new ChatDelta(Content: piece.Text),
+                logprobs && piece.Visible ? new ChatLogprobs([Wire(piece.Token)]) : null, finish,
+                TokenIds: returnTokenIds && piece.Visible ? [piece.Token.Token] : null)]));
+        }
+        if (usage) await Send(new ChatCompletionChunk(id, created, model, [], new Usage(promptTokens, count, promptTokens + count)));
+        await http.Response.WriteAsync(ChatCompletionChunk.DoneEvent, ct);
+
+        async Task Send(ChatCompletionChunk chunk)
+        {
+            await http.Response.WriteAsync($"data: {JsonSerializer.Serialize(chunk, GonkaJson.OmitNullsOptions)}\n\n", ct);
+            await http.Response.Body.FlushAsync(ct);
+        }
+    }
+
+    private static ChatCompletionLogprob Wire(TokenLogprob t) => ChatCompletionLogprob.ForTokenId(t.Token, t.Logprob,
+        t.Top.Select(e => TopLogprob.ForTokenId(e.Token, e.Logprob)).ToList());
+
+    private static IResult OpenAiFailure(int status, string type, string message, string param) =>
+        Results.Json(new OpenAiErrorResponse(new OpenAiError(message, type, status, param)), GonkaJson.Options, statusCode: status);
+}
