@@ -1,0 +1,98 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MLNode.Protocol;
+using MLNode.Protocol.OpenAi;
+using MLNode.Protocol.Validation;
+
+namespace MLNode.Worker.Tests;
+
+/// <summary>/v1/chat/completions end to end on the demo model through the real engine, as executor and as validator.</summary>
+public sealed class ChatCompletionsTests
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static async Task<WorkerServer> StartDemo()
+    {
+        var shipped = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "models.json"));
+        var worker = await WorkerServer.StartAsync(_ => shipped);
+        var (status, _) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", """{"model":"mlnode/demo-qwen3"}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        return worker;
+    }
+
+    private const string Executor = """
+        {"model":"mlnode/demo-qwen3","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Grüße, 世界!"}],
+         "max_tokens":12,"temperature":0.8,"top_p":0.95,"seed":42,"logprobs":true,"top_logprobs":5,"skip_special_tokens":false,"return_token_ids":true,
+         "logprobs_mode":"processed_logprobs"}
+        """;
+
+    [Fact]
+    public async Task Executor_output_replayed_by_a_validator_has_similarity_one()
+    {
+        await using var worker = await StartDemo();
+        var (status, executed) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", Executor);
+        Assert.Equal(HttpStatusCode.OK, status);
+        var response = executed.Deserialize<ChatCompletionResponse>(GonkaJson.Options)!;
+        var content = response.Choices[0].Logprobs!.Content;
+        Assert.Equal(12, content.Count);
+        Assert.All(content, c => Assert.True(int.TryParse(c.Token, out _), $"token '{c.Token}' is not a decimal id"));
+        Assert.All(content, c => Assert.Equal(5, c.TopLogprobs.Count));
+        Assert.Equal(response.Choices[0].TokenIds!.Select(t => t.ToString()), content.Select(c => c.Token));
+        Assert.Equal(12, response.Usage!.CompletionTokens);
+
+        // Same seed, same request: the same tokens (seeded sampling is reproducible).
+        var (_, again) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", Executor);
+        Assert.Equal(response.Choices[0].TokenIds, again.Deserialize<ChatCompletionResponse>(GonkaJson.Options)!.Choices[0].TokenIds);
+
+        // The validator replays with enforced_tokens as dapi builds them from the stored request (dapi sets the
+        // chain's logprobs_mode on every executor request), with another seed.
+        var replay = JsonNode.Parse(Executor)!.AsObject();
+        replay["seed"] = 7;
+        replay["enforced_tokens"] = JsonSerializer.SerializeToNode(EnforcedTokens.FromContent(content), GonkaJson.Options);
+        var (replayStatus, validated) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", replay.ToJsonString());
+        Assert.Equal(HttpStatusCode.OK, replayStatus);
+        var validatorContent = validated.Deserialize<ChatCompletionResponse>(GonkaJson.Options)!.Choices[0].Logprobs!.Content;
+        var comparison = LogprobComparison.Compare(content, validatorContent);
+        Assert.Equal(1.0, comparison.Similarity);
+        Assert.True(comparison.Passes(0.94));
+    }
+
+    [Fact]
+    public async Task Streaming_sends_role_deltas_finish_usage_and_done()
+    {
+        await using var worker = await StartDemo();
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions")
+        {
+            Content = new StringContent("""{"messages":[{"role":"user","content":"Hi"}],"max_tokens":4,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}""",
+                System.Text.Encoding.UTF8, "application/json"),
+        };
+        using var response = await worker.Inference.SendAsync(request, Ct);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType!.MediaType);
+        var events = (await response.Content.ReadAsStringAsync(Ct)).Split("\n\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("data: [DONE]", events[^1]);
+        var chunks = events[..^1].Select(e => JsonNode.Parse(e["data: ".Length..])!).ToList();
+        Assert.Equal("assistant", (string?)chunks[0]["choices"]![0]!["delta"]!["role"]);
+        Assert.Equal("length", (string?)chunks[^2]["choices"]![0]!["finish_reason"]);
+        Assert.Equal(4, (int)chunks[^1]["usage"]!["completion_tokens"]!);
+    }
+
+    [Theory]
+    [InlineData("""{"messages":"hi"}""", 422, "body.messages")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"temperature":-1}""", 422, "body.temperature")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"top_logprobs":21,"logprobs":true}""", 422, "body.top_logprobs")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"max_tokens":100000}""", 400, "max_tokens")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"enforced_tokens":{"tokens":[{"token":"abc"}]}}""", 422, "body.enforced_tokens")]
+    [InlineData("""{"messages":[{"role":"user","content":"x"}],"enforced_tokens":{"tokens":[{"token":"99999"}]}}""", 422, "body.enforced_tokens.tokens.0.token")]
+    [InlineData("""{"model":"other/model","messages":[{"role":"user","content":"x"}]}""", 404, "model")]
+    public async Task Bad_requests_get_a_4xx_naming_the_field(string json, int expected, string field)
+    {
+        await using var worker = await StartDemo();
+        var (status, body) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", json);
+        Assert.Equal(expected, (int)status);
+        Assert.Contains(field, body!.ToJsonString());
+        // The node still serves.
+        var (ok, _) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"max_tokens":1}""");
+        Assert.Equal(HttpStatusCode.OK, ok);
+    }
+}
