@@ -75,9 +75,9 @@ public sealed class GenerationTests
         Assert.Equal("IDLE", await poc.PocStatus());
         (_, body) = await poc.Send(HttpMethod.Get, "/api/v1/inference/pow/status");
         Assert.Equal($$"""{"status":"IDLE","backends":[{"port":{{port}},"status":"IDLE","config":null,"stats":null}]}""", body!.ToJsonString());
-        // The gate is open again: the inference routes are whatever the engine maps (nothing in this build).
+        // The gate is open again: the request reaches the chat endpoint, which rejects the empty body itself.
         var (open, _) = await JsonHttp.Send(poc.Inference, HttpMethod.Post, "/v1/chat/completions", "{}");
-        Assert.Equal(HttpStatusCode.NotFound, open);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, open);
 
         // Everything computed before the stop is delivered, exactly once: node 1 of 2 gets 1, 3, 5, … without gaps.
         var computed = poc.Prover.Computed;
