@@ -95,4 +95,29 @@ public sealed class ChatCompletionsTests
         var (ok, _) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/chat/completions", """{"messages":[{"role":"user","content":"x"}],"max_tokens":1}""");
         Assert.Equal(HttpStatusCode.OK, ok);
     }
+
+    [Fact]
+    public async Task Completions_take_text_or_token_ids_and_return_decimal_id_logprobs()
+    {
+        await using var worker = await StartDemo();
+        var (status, text) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/completions",
+            """{"prompt":"Hello","max_tokens":6,"temperature":0,"logprobs":3,"return_token_ids":true}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var choice = text!["choices"]![0]!;
+        Assert.Equal("length", (string?)choice["finish_reason"]);
+        var tokens = choice["logprobs"]!["tokens"]!.AsArray().Select(t => (string)t!).ToList();
+        Assert.Equal(6, tokens.Count);
+        Assert.Equal(choice["token_ids"]!.AsArray().Select(t => ((int)t!).ToString()), tokens);
+        Assert.All(choice["logprobs"]!["top_logprobs"]!.AsArray(), top => Assert.Equal(3, top!.AsObject().Count));
+
+        // The same prompt as token ids gives the same greedy continuation.
+        var promptIds = choice["prompt_token_ids"]!.ToJsonString();
+        var (_, ids) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/completions",
+            $$"""{"prompt":{{promptIds}},"max_tokens":6,"temperature":0,"return_token_ids":true}""");
+        Assert.Equal(choice["token_ids"]!.ToJsonString(), ids!["choices"]![0]!["token_ids"]!.ToJsonString());
+
+        var (bad, body) = await JsonHttp.Send(worker.Inference, HttpMethod.Post, "/v1/completions", """{"prompt":[1,2,70000]}""");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, bad);
+        Assert.Contains("body.prompt", body!.ToJsonString());
+    }
 }

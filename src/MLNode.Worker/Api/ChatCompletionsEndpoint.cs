@@ -22,35 +22,59 @@ public static class ChatCompletionsEndpoint
 {
     private const long MaxBodyBytes = 32L << 20;
 
-    public static void MapChatCompletions(this IEndpointRouteBuilder app) => app.MapPost("/v1/chat/completions", HandleAsync);
+    public static void MapChatCompletions(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/chat/completions", HandleAsync);
+        app.MapPost("/v1/completions", CompletionsEndpoint.HandleAsync);
+    }
+
+    /// <summary>The loaded LLM with its tokenizer, or the error the request gets instead.</summary>
+    internal static (LlmExecutor? Llm, ByteLevelBpeTokenizer? Tokenizer, IResult? Error) Target(NodeController node, string? model)
+    {
+        if (node.Model is not LlmExecutor llm) return (null, null, SystemEndpoints.NoBackend());
+        if (model is not null && model != llm.Card.Id)
+            return (null, null, OpenAiFailure(StatusCodes.Status404NotFound, "NotFoundError", $"The model `{model}` does not exist.", "model"));
+        if (llm.Tokenizer is not { } tokenizer)
+            return (null, null, OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, $"{llm.Card.Id} has no tokenizer.json", "model"));
+        return (llm, tokenizer, null);
+    }
+
+    /// <summary>vLLM's 400 when prompt plus completion exceed the context.</summary>
+    internal static IResult? ContextError(int promptTokens, int maxTokens, int capacity, string param) =>
+        promptTokens + maxTokens <= capacity ? null : OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType,
+            $"This model's maximum context length is {capacity} tokens. However, you requested {promptTokens + maxTokens} tokens " +
+            $"({promptTokens} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.", param);
+
+    internal static SamplingParams Sampling(SamplingRequest body, int topLogprobs, SamplingMode mode) =>
+        new(body.Temperature ?? 1.0, body.TopP ?? 1.0, body.TopK is > 0 ? body.TopK.Value : 0, body.MinP ?? 0.0, body.Seed, topLogprobs, mode);
+
+    internal static SamplingMode? ExplicitMode(SamplingRequest body) => body.LogprobsMode switch
+    {
+        WireMode.Raw => SamplingMode.Raw,
+        WireMode.Processed => SamplingMode.Processed,
+        _ => null,
+    };
 
     private static async Task<IResult> HandleAsync(HttpContext http, NodeController node, CancellationToken ct)
     {
         var (body, error) = await RequestBody.ReadAsync<ChatCompletionRequest>(http.Request, ct, maxBytes: MaxBodyBytes);
         if (error is not null) return error;
-        if (node.Model is not LlmExecutor llm) return SystemEndpoints.NoBackend();
-        if (body!.Model is { } model && model != llm.Card.Id)
-            return OpenAiFailure(StatusCodes.Status404NotFound, "NotFoundError", $"The model `{model}` does not exist.", "model");
-        if (llm.Tokenizer is not { } tokenizer)
-            return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, $"{llm.Card.Id} has no tokenizer.json", "model");
+        var (llm, tokenizer, refused) = Target(node, body!.Model);
+        if (refused is not null) return refused;
 
-        var prompt = Render(body, tokenizer, out var templateError);
+        var prompt = Render(body, tokenizer!, out var templateError);
         if (templateError is not null) return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, templateError, "messages");
-        var promptIds = tokenizer.Encode(prompt!, allowSpecial: true);
+        var promptIds = tokenizer!.Encode(prompt!, allowSpecial: true);
 
-        var (enforced, mode, enforcedErrors) = Replay(body, tokenizer, llm.StopTokens);
+        var (enforced, mode, enforcedErrors) = Replay(body, tokenizer, llm!.StopTokens);
         if (enforcedErrors.Count > 0) return RequestBody.Invalid([.. enforcedErrors]);
         var capacity = llm.Generator.Capacity;
         var maxTokens = enforced?.Count ?? body.CompletionTokenLimit ?? capacity - promptIds.Length;
-        if (promptIds.Length + maxTokens > capacity)
-            return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType,
-                $"This model's maximum context length is {capacity} tokens. However, you requested {promptIds.Length + maxTokens} tokens " +
-                $"({promptIds.Length} in the messages, {maxTokens} in the completion). Please reduce the length of the messages or completion.",
-                body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens");
+        if (ContextError(promptIds.Length, maxTokens, capacity, body.MaxCompletionTokens is null ? "max_tokens" : "max_completion_tokens") is { } tooLong)
+            return tooLong;
 
         var wantLogprobs = body.Logprobs == true;
-        var sampling = new SamplingParams(body.Temperature ?? 1.0, body.TopP ?? 1.0, body.TopK is > 0 ? body.TopK.Value : 0, body.MinP ?? 0.0,
-            body.Seed, wantLogprobs ? body.TopLogprobs ?? 0 : 0, mode);
+        var sampling = Sampling(body, wantLogprobs ? body.TopLogprobs ?? 0 : 0, mode);
         using var stopEarly = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var tokens = llm.Generator.Generate(new GenerationRequest(promptIds, sampling, maxTokens, llm.StopTokens, enforced, body.IgnoreEos), stopEarly.Token);
         var completion = new CompletionStream(tokens, tokenizer, llm.StopTokens, body.SkipSpecialTokens, body.Stop ?? [], stopEarly);
@@ -107,12 +131,7 @@ public static class ChatCompletionsEndpoint
     private static (IReadOnlyList<int>? Enforced, SamplingMode Mode, IReadOnlyList<FieldError> Errors) Replay(
         ChatCompletionRequest body, ByteLevelBpeTokenizer tokenizer, IReadOnlySet<int> stopTokens)
     {
-        var explicitMode = body.LogprobsMode switch
-        {
-            WireMode.Raw => SamplingMode.Raw,
-            WireMode.Processed => SamplingMode.Processed,
-            _ => (SamplingMode?)null,
-        };
+        var explicitMode = ExplicitMode(body);
         var eos = tokenizer.EosTokenId ?? stopTokens.First();
         if (body.EnforcedTokens is { } list)
         {
@@ -132,8 +151,7 @@ public static class ChatCompletionsEndpoint
     private static async Task StreamAsync(HttpContext http, CompletionStream completion, string id, long created, string model,
         int promptTokens, bool logprobs, bool usage, bool returnTokenIds, CancellationToken ct)
     {
-        http.Response.ContentType = "text/event-stream";
-        http.Response.Headers.CacheControl = "no-cache";
+        StartEventStream(http);
         await Send(new ChatCompletionChunk(id, created, model, [new ChatChunkChoice(0, new ChatDelta(Role: "assistant", Content: ""))]));
         var count = 0;
         await foreach (var piece in completion.ReadAllAsync(ct))
@@ -148,16 +166,25 @@ public static class ChatCompletionsEndpoint
         if (usage) await Send(new ChatCompletionChunk(id, created, model, [], new Usage(promptTokens, count, promptTokens + count)));
         await http.Response.WriteAsync(ChatCompletionChunk.DoneEvent, ct);
 
-        async Task Send(ChatCompletionChunk chunk)
-        {
-            await http.Response.WriteAsync($"data: {JsonSerializer.Serialize(chunk, GonkaJson.OmitNullsOptions)}\n\n", ct);
-            await http.Response.Body.FlushAsync(ct);
-        }
+        Task Send(ChatCompletionChunk chunk) => SendEvent(http, chunk, ct);
+    }
+
+    internal static void StartEventStream(HttpContext http)
+    {
+        http.Response.ContentType = "text/event-stream";
+        http.Response.Headers.CacheControl = "no-cache";
+    }
+
+    /// <summary>One SSE event, flushed so the client sees each token as it is generated.</summary>
+    internal static async Task SendEvent<T>(HttpContext http, T chunk, CancellationToken ct)
+    {
+        await http.Response.WriteAsync($"data: {JsonSerializer.Serialize(chunk, GonkaJson.OmitNullsOptions)}\n\n", ct);
+        await http.Response.Body.FlushAsync(ct);
     }
 
     private static ChatCompletionLogprob Wire(TokenLogprob t) => ChatCompletionLogprob.ForTokenId(t.Token, t.Logprob,
         t.Top.Select(e => TopLogprob.ForTokenId(e.Token, e.Logprob)).ToList());
 
-    private static IResult OpenAiFailure(int status, string type, string message, string param) =>
+    internal static IResult OpenAiFailure(int status, string type, string message, string param) =>
         Results.Json(new OpenAiErrorResponse(new OpenAiError(message, type, status, param)), GonkaJson.Options, statusCode: status);
 }
