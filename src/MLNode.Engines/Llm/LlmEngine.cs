@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
+using MLNode.Engines.Llm.Sampling;
 using MLNode.Engines.Llm.Tokenization;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Registry;
@@ -102,6 +103,21 @@ public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model, ByteLevel
     public ByteLevelBpeTokenizer? Tokenizer { get; } = tokenizer;
     public LlmGenerator Generator { get; } = generator;
     public IPocProver? Poc { get; } = new LlmPocProver(model);
+
+    /// <summary>
+    /// Teacher-forced replay: one forward over prompt + completion, then each completion token's logprob
+    /// (raw or processed, as <paramref name="sampling"/> says) from the logits of the position before it.
+    /// The fast validator mode; numerics differ from step-by-step decoding only in float rounding.
+    /// </summary>
+    public Task<IReadOnlyList<TokenLogprob>> ScoreAsync(IReadOnlyList<int> prompt, IReadOnlyList<int> completion, SamplingParams sampling, CancellationToken ct) =>
+        Task.Run<IReadOnlyList<TokenLogprob>>(() =>
+        {
+            using var scope = torch.NewDisposeScope();
+            var device = Model.parameters().First().device;
+            var ids = torch.tensor(prompt.Concat(completion).Select(t => (long)t).ToArray(), [1, prompt.Count + completion.Count], device: device);
+            var logits = Model.Logits(Model.Hidden(Model.Embed(ids)))[0];
+            return completion.Select((token, i) => TokenSampler.Next(logits[prompt.Count - 1 + i], sampling, i, token)).ToList();
+        }, ct);
 
     public async ValueTask DisposeAsync()
     {
