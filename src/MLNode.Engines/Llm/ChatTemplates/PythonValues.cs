@@ -64,7 +64,7 @@ internal static class PythonValues
             case long l: text.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: text.Append(FloatRepr(d)); break;
             case string s: AppendStringRepr(text, s); break;
-            case Undefined: break;
+            case Undefined: text.Append("Undefined"); break;
             case object?[] tuple:
                 text.Append('(');
                 AppendItems(text, tuple);
