@@ -156,6 +156,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{{ items[10].x }}", "UndefinedError: list object has no element 10")]
     [InlineData("{{ d.c.e }}", "UndefinedError: 'dict object' has no attribute 'c'")]
     [InlineData("{{ n[0].x }}", "UndefinedError: None has no element 0")]
+    [InlineData("{{ n.x.y }}", "UndefinedError: 'None' has no attribute 'x'")]
     [InlineData("{{ u < 1 }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u.attr }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u() }}", "UndefinedError: 'u' is undefined")]

@@ -227,8 +227,7 @@ internal sealed class TemplateParser
             Expect(TokenKind.BlockEnd);
             return new SetStatement(target, value);
         }
-        var captured = new CapturedText();
-        var result = ParseFilterChain(captured);
+        var result = ParseFilterChain(new CapturedText());
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endset" });
         EndTag();
@@ -254,23 +253,17 @@ internal sealed class TemplateParser
 
     private CaptureStatement ParseFilterBlock()
     {
-        var captured = new CapturedText();
-        index--;
-        // Re-read the tag as `filter` followed by names, i.e. a filter chain whose first `|` is the word `filter`.
-        var result = ParseFilterChain(captured, firstIsKeyword: true);
+        var result = ParseFilterChain(ParseFilter(new CapturedText()));
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endfilter" });
         EndTag();
         return new CaptureStatement(null, result, body);
     }
 
-    private Expression ParseFilterChain(Expression value, bool firstIsKeyword = false)
+    private Expression ParseFilterChain(Expression value)
     {
-        while (firstIsKeyword ? SkipName("filter") : SkipOperator("|"))
-        {
-            firstIsKeyword = false;
+        while (SkipOperator("|"))
             value = ParseFilter(value);
-        }
         return value;
     }
 
