@@ -47,6 +47,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{% for i in items %}{{ loop.previtem }}-{{ loop.nextitem }},{% endfor %}", "-1,3-2,1-,")]
     [InlineData("{% for i in items %}{{ loop.cycle('a', 'b') }}{% endfor %}", "aba")]
     [InlineData("{% for m in msgs %}{% for c in m.content %}{{ loop.index }}{{ c }}{% endfor %}{% endfor %}", "1h2i1y2o")]
+    [InlineData("{% for i in items %}{% set block %}{{ i }}{% if i == 1 %}{% break %}{% endif %}{% set i = 0 %}{% endset %}[{{ block }}{{ i }}]{% endfor %}|{{ [u, 1] }}", "[33]|[Undefined, 1]")]
     [InlineData("{% for i in range(3) %}{{ i }}{% endfor %}{% for i in range(1, 10, 3) %}{{ i }}{% endfor %}", "012147")]
     [InlineData("{% for m in msgs[::-1] %}{{ m.role }}{% endfor %}", "assistantuser")]
     public void For_loops_match_jinja2(string template, string expected) => Assert.Equal(expected, Render(template));
@@ -155,6 +156,7 @@ public sealed class ChatTemplateEngineTests
     [InlineData("{{ items[10].x }}", "UndefinedError: list object has no element 10")]
     [InlineData("{{ d.c.e }}", "UndefinedError: 'dict object' has no attribute 'c'")]
     [InlineData("{{ n[0].x }}", "UndefinedError: None has no element 0")]
+    [InlineData("{{ n.x.y }}", "UndefinedError: 'None' has no attribute 'x'")]
     [InlineData("{{ u < 1 }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u.attr }}", "UndefinedError: 'u' is undefined")]
     [InlineData("{{ u() }}", "UndefinedError: 'u' is undefined")]
@@ -174,6 +176,8 @@ public sealed class ChatTemplateEngineTests
 
     /// <summary>Malformed templates, unknown tags and unknown filters fail at Parse, as jinja2 fails at compile time.</summary>
     [Theory]
+    [InlineData("{% break %}")]
+    [InlineData("{% for i in items %}{% macro m() %}{% continue %}{% endmacro %}{% endfor %}")]
     [InlineData("{% if t %}x")]
     [InlineData("{{ 1 + }}")]
     [InlineData("{% for x in items %}")]

@@ -40,14 +40,16 @@ internal static class AttributeAccess
                 if (index < 0)
                     index += items.Count;
                 return index >= 0 && index < items.Count ? items[(int)index]
-                    : new Undefined($"{PythonValues.TypeName(target)} object has no element {PythonValues.Repr(key)}");
+                    : MissingElement(target, key);
         }
-        return key is string name ? GetAttribute(target, name)
-            : new Undefined($"{(target is null ? "None" : $"{PythonValues.TypeName(target)} object")} has no element {PythonValues.Repr(key)}");
+        return key is string name ? GetAttribute(target, name) : MissingElement(target, key);
     }
 
+    private static Undefined MissingElement(object? target, object? key) =>
+        new($"{PythonValues.ObjectTypeRepr(target)} has no element {PythonValues.Repr(key)}");
+
     private static Undefined Missing(object? target, string name) =>
-        new($"{PythonValues.ObjectDescription(target)} has no attribute '{name}'");
+        new($"'{PythonValues.ObjectTypeRepr(target)}' has no attribute '{name}'");
 
     /// <summary>Python's target[start:stop:step] on a list, tuple or string.</summary>
     public static object? Slice(object? target, object? start, object? stop, object? step)

@@ -37,8 +37,8 @@ internal static class PythonValues
         _ => value.GetType().Name,
     };
 
-    /// <summary>How jinja names a value in "has no attribute" messages.</summary>
-    public static string ObjectDescription(object? value) => value is null ? "None" : $"'{TypeName(value)} object'";
+    /// <summary>jinja's object_type_repr, how its undefined-value messages name the object that lacked something.</summary>
+    public static string ObjectTypeRepr(object? value) => value is null ? "None" : $"{TypeName(value)} object";
 
     /// <summary>Python's str(): what {{ value }} and ~ write.</summary>
     public static string ToStr(object? value) => value switch
@@ -64,7 +64,7 @@ internal static class PythonValues
             case long l: text.Append(l.ToString(CultureInfo.InvariantCulture)); break;
             case double d: text.Append(FloatRepr(d)); break;
             case string s: AppendStringRepr(text, s); break;
-            case Undefined: break;
+            case Undefined: text.Append("Undefined"); break;
             case object?[] tuple:
                 text.Append('(');
                 AppendItems(text, tuple);

@@ -119,7 +119,10 @@ internal sealed class CaptureStatement(AssignmentTarget? target, Expression resu
     public override Flow Render(Scope scope, StringBuilder output)
     {
         var text = new StringBuilder();
-        RenderAll(body, scope, text);
+        // As in jinja, the body has a scope of its own, and a break or continue in it leaves the loop before anything is assigned.
+        var flow = RenderAll(body, new Scope(scope), text);
+        if (flow != Flow.Normal)
+            return flow;
         var captured = new Scope(scope);
         captured.Assign(CapturedText.VariableName, text.ToString());
         var value = result.Evaluate(captured);

@@ -7,6 +7,8 @@ internal sealed class TemplateParser
 
     private readonly List<Token> tokens;
     private int index;
+    // How many for-loop bodies enclose the statement being parsed; a macro body starts again from none.
+    private int loopDepth;
 
     private TemplateParser(List<Token> tokens) => this.tokens = tokens;
 
@@ -133,6 +135,8 @@ internal sealed class TemplateParser
                 EndTag();
                 return new BlockStatement(generated);
             case "break" or "continue":
+                if (loopDepth == 0)
+                    throw Error($"'{keyword}' outside loop");
                 Expect(TokenKind.BlockEnd);
                 return new LoopControlStatement(keyword == "break" ? Flow.Break : Flow.Continue);
             default:
@@ -180,7 +184,9 @@ internal sealed class TemplateParser
         if (IsName("recursive"))
             throw Error("recursive for loops are not supported");
         Expect(TokenKind.BlockEnd);
+        loopDepth++;
         var body = ParseBody(new HashSet<string> { "else", "endfor" });
+        loopDepth--;
         IReadOnlyList<Statement> otherwise = [];
         if (EnterTag() == "else")
         {
@@ -221,8 +227,7 @@ internal sealed class TemplateParser
             Expect(TokenKind.BlockEnd);
             return new SetStatement(target, value);
         }
-        var captured = new CapturedText();
-        var result = ParseFilterChain(captured);
+        var result = ParseFilterChain(new CapturedText());
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endset" });
         EndTag();
@@ -248,23 +253,17 @@ internal sealed class TemplateParser
 
     private CaptureStatement ParseFilterBlock()
     {
-        var captured = new CapturedText();
-        index--;
-        // Re-read the tag as `filter` followed by names, i.e. a filter chain whose first `|` is the word `filter`.
-        var result = ParseFilterChain(captured, firstIsKeyword: true);
+        var result = ParseFilterChain(ParseFilter(new CapturedText()));
         Expect(TokenKind.BlockEnd);
         var body = ParseBody(new HashSet<string> { "endfilter" });
         EndTag();
         return new CaptureStatement(null, result, body);
     }
 
-    private Expression ParseFilterChain(Expression value, bool firstIsKeyword = false)
+    private Expression ParseFilterChain(Expression value)
     {
-        while (firstIsKeyword ? SkipName("filter") : SkipOperator("|"))
-        {
-            firstIsKeyword = false;
+        while (SkipOperator("|"))
             value = ParseFilter(value);
-        }
         return value;
     }
 
@@ -273,7 +272,7 @@ internal sealed class TemplateParser
         var name = ExpectName();
         var parameters = ParseParameters();
         Expect(TokenKind.BlockEnd);
-        var body = ParseBody(new HashSet<string> { "endmacro" });
+        var body = ParseOutsideLoops(new HashSet<string> { "endmacro" });
         EndTag();
         return new MacroStatement(name, parameters, body);
     }
@@ -298,9 +297,19 @@ internal sealed class TemplateParser
         if (ParseExpression() is not CallExpression call)
             throw Error("expected a macro call after 'call'");
         Expect(TokenKind.BlockEnd);
-        var body = ParseBody(new HashSet<string> { "endcall" });
+        var body = ParseOutsideLoops(new HashSet<string> { "endcall" });
         EndTag();
         return new CallBlockStatement(call.Callee, call.Arguments, parameters, body);
+    }
+
+    /// <summary>A macro or caller body, which runs wherever it is called, so enclosing loops do not count for break and continue.</summary>
+    private List<Statement> ParseOutsideLoops(IReadOnlySet<string> endTags)
+    {
+        var enclosingLoops = loopDepth;
+        loopDepth = 0;
+        var body = ParseBody(endTags);
+        loopDepth = enclosingLoops;
+        return body;
     }
 
     /// <summary>An expression, or a tuple when commas follow it (as in `{{ a, b }}` or `for x in a, b`).</summary>
