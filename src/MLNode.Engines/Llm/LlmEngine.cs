@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
+using MLNode.Engines.Llm.ChatTemplates;
 using MLNode.Engines.Llm.Sampling;
 using MLNode.Engines.Llm.Tokenization;
 using MLNode.Runtime.Checkpoints;
@@ -101,6 +102,10 @@ public sealed class LlmExecutor(ModelCard card, QwenForCausalLM model, ByteLevel
     public ModelCard Card { get; } = card;
     public QwenForCausalLM Model { get; } = model;
     public ByteLevelBpeTokenizer? Tokenizer { get; } = tokenizer;
+
+    /// <summary>The checkpoint's chat template, parsed once (a template that does not parse fails each chat request with its message).</summary>
+    public Lazy<ChatTemplate>? ChatTemplate { get; } =
+        tokenizer?.Config.ChatTemplate is { } source ? new Lazy<ChatTemplate>(() => ChatTemplates.ChatTemplate.Parse(source)) : null;
     public LlmGenerator Generator { get; } = generator;
     public IPocProver? Poc { get; } = new LlmPocProver(model);
 

@@ -7,6 +7,8 @@ using MLNode.Protocol;
 using MLNode.Protocol.Management;
 using MLNode.Protocol.OpenAi;
 using MLNode.Protocol.Validation;
+using Microsoft.Extensions.Options;
+using MLNode.Worker.Hosting;
 using MLNode.Worker.Node;
 using SamplingMode = MLNode.Engines.Llm.Sampling.LogprobsMode;
 using WireMode = MLNode.Protocol.OpenAi.LogprobsMode;
@@ -55,14 +57,14 @@ public static class ChatCompletionsEndpoint
         _ => null,
     };
 
-    private static async Task<IResult> HandleAsync(HttpContext http, NodeController node, CancellationToken ct)
+    private static async Task<IResult> HandleAsync(HttpContext http, NodeController node, IOptions<WorkerOptions> options, CancellationToken ct)
     {
         var (body, error) = await RequestBody.ReadAsync<ChatCompletionRequest>(http.Request, ct, maxBytes: MaxBodyBytes);
         if (error is not null) return error;
         var (llm, tokenizer, refused) = Target(node, body!.Model);
         if (refused is not null) return refused;
 
-        var prompt = Render(body, tokenizer!, out var templateError);
+        var prompt = Render(body, llm!, tokenizer!, out var templateError);
         if (templateError is not null) return OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, templateError, "messages");
         var promptIds = tokenizer!.Encode(prompt!, allowSpecial: true);
 
@@ -75,35 +77,52 @@ public static class ChatCompletionsEndpoint
 
         var wantLogprobs = body.Logprobs == true;
         var sampling = Sampling(body, wantLogprobs ? body.TopLogprobs ?? 0 : 0, mode);
-        using var stopEarly = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        var tokens = llm.Generator.Generate(new GenerationRequest(promptIds, sampling, maxTokens, llm.StopTokens, enforced, body.IgnoreEos), stopEarly.Token);
-        var completion = new CompletionStream(tokens, tokenizer, llm.StopTokens, body.SkipSpecialTokens, body.Stop ?? [], stopEarly);
         var id = $"chatcmpl-{Guid.NewGuid():N}";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-
-        if (body.Stream == true)
+        IReadOnlyList<CompletionPiece> pieces;
+        string? finishReason;
+        if (enforced is not null && options.Value.ReplayMode == WorkerOptions.TeacherForcedReplay && body.Stream != true)
         {
-            await StreamAsync(http, completion, id, created, llm.Card.Id, promptIds.Length, wantLogprobs, body.StreamOptions?.IncludeUsage == true, body.ReturnTokenIds == true, ct);
-            return Results.Empty;
+            // Fast validation: one teacher-forced forward over prompt + claimed output.
+            var scored = await llm.ScoreAsync(promptIds, enforced, sampling, ct);
+            pieces = scored.Select((t, i) => Scored(t, i == scored.Count - 1 && llm.StopTokens.Contains(t.Token), i == scored.Count - 1)).ToList();
+            finishReason = "stop";
         }
-        var pieces = new List<CompletionPiece>();
-        await foreach (var piece in completion.ReadAllAsync(ct)) pieces.Add(piece);
+        else
+        {
+            using var stopEarly = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var tokens = llm.Generator.Generate(new GenerationRequest(promptIds, sampling, maxTokens, llm.StopTokens, enforced, body.IgnoreEos), stopEarly.Token);
+            var completion = new CompletionStream(tokens, tokenizer, llm.StopTokens, body.SkipSpecialTokens, body.Stop ?? [], stopEarly);
+            if (body.Stream == true)
+            {
+                await StreamAsync(http, completion, id, created, llm.Card.Id, promptIds.Length, wantLogprobs, body.StreamOptions?.IncludeUsage == true, body.ReturnTokenIds == true, ct);
+                return Results.Empty;
+            }
+            var collected = new List<CompletionPiece>();
+            await foreach (var piece in completion.ReadAllAsync(ct)) collected.Add(piece);
+            (pieces, finishReason) = (collected, completion.FinishReason);
+        }
         var ids = pieces.Where(p => p.Visible).Select(p => p.Token.Token).ToList();
+        var text = enforced is not null && options.Value.ReplayMode == WorkerOptions.TeacherForcedReplay
+            ? tokenizer.Decode(ids, body.SkipSpecialTokens)
+            : string.Concat(pieces.Select(p => p.Text));
         var choice = new ChatCompletionChoice(0,
-            new ChatResponseMessage("assistant", string.Concat(pieces.Select(p => p.Text))),
+            new ChatResponseMessage("assistant", text),
             wantLogprobs ? new ChatLogprobs(pieces.Where(p => p.Visible).Select(p => Wire(p.Token)).ToList()) : null,
-            completion.FinishReason,
+            finishReason,
             TokenIds: body.ReturnTokenIds == true ? ids : null);
         return Results.Json(new ChatCompletionResponse(id, created, llm.Card.Id, [choice],
             new Usage(promptIds.Length, pieces.Count, promptIds.Length + pieces.Count),
             body.ReturnTokenIds == true ? promptIds : null), GonkaJson.OmitNullsOptions);
     }
 
+    private static CompletionPiece Scored(TokenLogprob token, bool isStopToken, bool last) => new(token, "", !isStopToken, last);
+
     /// <summary>The chat template of the checkpoint, rendered as transformers renders it (errors are the client's: 400).</summary>
-    private static string? Render(ChatCompletionRequest body, ByteLevelBpeTokenizer tokenizer, out string? error)
+    private static string? Render(ChatCompletionRequest body, LlmExecutor llm, ByteLevelBpeTokenizer tokenizer, out string? error)
     {
         error = null;
-        if (tokenizer.Config.ChatTemplate is not { } source)
+        if (llm.ChatTemplate is not { } template)
         {
             error = "this model's tokenizer_config.json has no chat_template";
             return null;
@@ -117,7 +136,7 @@ public static class ChatCompletionsEndpoint
             var kwargs = body.ChatTemplateKwargs is { ValueKind: JsonValueKind.Object } k
                 ? k.EnumerateObject().ToDictionary(p => p.Name, p => (object?)p.Value.Clone())
                 : null;
-            return ChatTemplate.Parse(source).RenderChat(JsonSerializer.SerializeToElement(body.Messages, GonkaJson.OmitNullsOptions),
+            return template.Value.RenderChat(JsonSerializer.SerializeToElement(body.Messages, GonkaJson.OmitNullsOptions),
                 addGenerationPrompt: true, body.Tools, specials, kwargs);
         }
         catch (ChatTemplateException e)

@@ -30,7 +30,10 @@ public static class WorkerApp
 
         builder.Services.AddOptions<WorkerOptions>().BindConfiguration(WorkerOptions.Section)
             .Validate(o => o.Port is > 0 and < 65536 && o.InferencePort is > 0 and < 65536 && o.Port != o.InferencePort,
-                "Worker:Port and Worker:InferencePort must be distinct TCP ports");
+                "Worker:Port and Worker:InferencePort must be distinct TCP ports")
+            .Validate(o => o.ReplayMode is WorkerOptions.StepReplay or WorkerOptions.TeacherForcedReplay,
+                $"Worker:ReplayMode must be {WorkerOptions.StepReplay} or {WorkerOptions.TeacherForcedReplay}")
+            .ValidateOnStart();
         var options = builder.Configuration.GetSection(WorkerOptions.Section).Get<WorkerOptions>() ?? new WorkerOptions();
 
         // One line per event; "json" gives the message template's fields as JSON for log collectors.

@@ -14,6 +14,7 @@ public static class WorkerCommand
           --libtorch DIR        CUDA libtorch folder (env MLNODE_LIBTORCH); CPU when absent
           --cache-dir DIR       worker cache: generated demo models (default ~/.cache/mlnode)
           --log-format FORMAT   text (default) or json
+          --replay-mode MODE    validator replay: step (default, bit-identical) or teacher_forced (one forward)
 
         Any setting can also be given as configuration (appsettings.json) or environment
         variable MLNODE_Worker__Port, MLNODE_Runtime__Libtorch, MLNODE_Hub__Endpoint, …
@@ -31,6 +32,7 @@ public static class WorkerCommand
         ["--cache-dir"] = "Worker:CacheDir",
         ["--libtorch"] = "Runtime:Libtorch",
         ["--log-format"] = "Worker:LogFormat",
+        ["--replay-mode"] = "Worker:ReplayMode",
     };
 
     public static async Task<int> RunAsync(string[] args)

@@ -25,6 +25,16 @@ public sealed class WorkerOptions
     /// <summary>Console log format: "text" (one line per event) or "json" (structured, for log collectors).</summary>
     public string LogFormat { get; set; } = "text";
 
+    public const string StepReplay = "step";
+    public const string TeacherForcedReplay = "teacher_forced";
+
+    /// <summary>
+    /// How a chat request with enforced_tokens (a validator's replay) runs: "step" decodes token by token
+    /// exactly like the executor (same numerics, bit-identical logprobs on the same hardware);
+    /// "teacher_forced" scores the whole claimed output in one forward (faster, float-rounding differences).
+    /// </summary>
+    public string ReplayMode { get; set; } = StepReplay;
+
     /// <summary>Largest JSON body a management route accepts.</summary>
     public long MaxRequestBytes { get; set; } = 1 << 20;
 }
