@@ -21,6 +21,7 @@ return args.FirstOrDefault() switch
     "poc" => await PocBenchmark.RunAsync(runtime, options),
     "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
     "layer-profile" => LayerProfile.Run(runtime, options),
+    "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
     _ => Usage(),
 };
 
@@ -48,12 +49,7 @@ static class PocBenchmark
     {
         var layers = o.Int("layers", 36);
         var (batch, seqLen, batches) = (o.Int("batch", 32), o.Int("seq-len", 1024), o.Int("batches", 5));
-        var config = HfModelConfig.Parse(JsonSerializer.Serialize(new
-        {
-            model_type = "qwen3", hidden_size = 4096, intermediate_size = 12288, num_hidden_layers = layers,
-            num_attention_heads = 32, num_key_value_heads = 8, head_dim = 128, vocab_size = 151936,
-            rms_norm_eps = 1e-6, rope_theta = 1000000.0, tie_word_embeddings = false, max_position_embeddings = 40960,
-        }), "qwen3-8b-shape");
+        var config = Qwen3_8B(layers);
         var model = new QwenForCausalLM(config, new RandomWeights(runtime.Device, ScalarType.BFloat16, seed: 1));
         var prover = new LlmPocProver(model);
         using var peak = new PeakMemory(new Nvml());
@@ -78,6 +74,13 @@ static class PocBenchmark
         return 0;
     }
 
+    public static HfModelConfig Qwen3_8B(int layers) => HfModelConfig.Parse(JsonSerializer.Serialize(new
+    {
+        model_type = "qwen3", hidden_size = 4096, intermediate_size = 12288, num_hidden_layers = layers,
+        num_attention_heads = 32, num_key_value_heads = 8, head_dim = 128, vocab_size = 151936,
+        rms_norm_eps = 1e-6, rope_theta = 1000000.0, tie_word_embeddings = false, max_position_embeddings = 40960,
+    }), "qwen3-8b-shape");
+
     /// <summary>Samples NVML's used memory every 50 ms; the maximum is the run's peak footprint.</summary>
     private sealed class PeakMemory : IDisposable
     {
@@ -90,6 +93,57 @@ static class PocBenchmark
         public long MaxUsedMb => Interlocked.Read(ref _max);
 
         public void Dispose() => _timer.Dispose();
+    }
+}
+
+/// <summary>
+/// LLM serving on a Qwen3-8B-shaped model with random bf16 weights: decode tokens/s at concurrency 1
+/// and 64 through the generator (KV cache, continuous batching), and teacher-forced forward tokens/s.
+/// </summary>
+static class LlmBenchmark
+{
+    public static async Task<int> RunAsync(TorchRuntime runtime, Options o, ILogger log)
+    {
+        var (promptLen, newTokens) = (o.Int("prompt", 128), o.Int("new-tokens", 128));
+        var config = PocBenchmark.Qwen3_8B(o.Int("layers", 36));
+        var model = new QwenForCausalLM(config, new RandomWeights(runtime.Device, ScalarType.BFloat16, seed: 1));
+        var cache = new KvCache(config.NumHiddenLayers, 64, config.NumKeyValueHeads, promptLen + newTokens + 8, config.HeadDim, ScalarType.BFloat16, runtime.Device);
+        await using var generator = new LlmGenerator(model, cache, 64, log);
+        var greedy = new MLNode.Engines.Llm.Sampling.SamplingParams(Temperature: 0, TopLogprobs: 5);
+
+        async Task<double> Decode(int concurrency)
+        {
+            var runs = Enumerable.Range(0, concurrency).Select(async i =>
+            {
+                var prompt = Enumerable.Range(0, promptLen).Select(t => (t * 31 + i * 7) % config.VocabSize).ToArray();
+                var reader = generator.Generate(new GenerationRequest(prompt, greedy, newTokens, new HashSet<int>()), CancellationToken.None);
+                await reader.ReadAsync(); // first token = prefill; decode time starts after it
+                var started = Stopwatch.GetTimestamp();
+                var n = 0;
+                await foreach (var _ in reader.ReadAllAsync()) n++;
+                return (n, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            }).ToList();
+            var results = await Task.WhenAll(runs);
+            return results.Sum(r => r.n) / results.Max(r => r.Item2);
+        }
+
+        await Decode(1); // warm-up
+        var single = await Decode(1);
+        var many = await Decode(64);
+        var weightBytes = model.parameters().Sum(p => p.numel()) * 2.0 - config.VocabSize * 4096 * 2.0; // embedding rows are gathered, not streamed
+        Console.WriteLine($"RESULT llm engine=mlnode decode_c1_tok_s={single:F1} decode_c64_tok_s={many:F1} " +
+            $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s)");
+
+        var (batch, length) = (o.Int("replay-batch", 8), o.Int("replay-len", 2048));
+        var ids = randint(0, config.VocabSize, [batch, length], ScalarType.Int64, runtime.Device);
+        for (var i = 0; i < 2; i++) model.Logits(model.Hidden(model.Embed(ids))).Dispose();
+        cuda.synchronize();
+        var watch = Stopwatch.StartNew();
+        const int reps = 3;
+        for (var i = 0; i < reps; i++) model.Logits(model.Hidden(model.Embed(ids))).Dispose();
+        cuda.synchronize();
+        Console.WriteLine($"RESULT llm engine=mlnode teacher_forced_tok_s={reps * batch * length / watch.Elapsed.TotalSeconds:F0} ({batch}x{length}, with LM head)");
+        return 0;
     }
 }
 
