@@ -97,12 +97,13 @@ public sealed class LlmGenerator : IAsyncDisposable
                 var s = batch[0];
                 var ids = tensor(s.Request.Prompt.Select(t => (long)t).ToArray(), [1, s.Request.Prompt.Count], device: Device);
                 var logits = _model.Prefill(ids, new PrefillStep(_cache, s.Slot));
-                Emit(s, logits[-1]);
+                EmitAll(batch, logits[-1].unsqueeze(0));
             });
         }
     }
 
-    private Device Device => _model.parameters().First().device;
+    private Device Device => _device ??= _model.parameters().First().device;
+    private Device? _device;
 
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
@@ -111,8 +112,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         var ids = tensor(batch.Select(s => (long)s.Tokens[^1]).ToArray(), device: device);
         var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
         var step = new DecodeStep(_cache, tensor(batch.Select(s => (long)s.Slot).ToArray(), device: device), tensor(positions, device: device), positions.Max() + 1);
-        var logits = _model.Decode(ids, step);
-        for (var i = 0; i < batch.Count; i++) Emit(batch[i], logits[i]);
+        EmitAll(batch, _model.Decode(ids, step));
     }
 
     /// <summary>Runs one forward for <paramref name="batch"/>; on failure fails those sequences (not the loop) and frees their slots.</summary>
@@ -137,12 +137,18 @@ public sealed class LlmGenerator : IAsyncDisposable
         _running.RemoveAll(s => s.Done);
     }
 
-    /// <summary>Samples (or replays) the next token of <paramref name="s"/> from its logits row and decides whether it ends there.</summary>
-    private void Emit(Sequence s, Tensor logits)
+    /// <summary>Samples (or replays) the next token of each sequence from its row of <paramref name="logits"/> [B, V].</summary>
+    private void EmitAll(IReadOnlyList<Sequence> batch, Tensor logits)
     {
-        var step = s.Tokens.Count;
+        var tokens = TokenSampler.NextBatch(logits, batch.Select(s => s.Request.Sampling).ToList(), batch.Select(s => s.Tokens.Count).ToList(),
+            batch.Select(s => s.Request.Enforced is { } e ? e[s.Tokens.Count] : (int?)null).ToList());
+        for (var i = 0; i < batch.Count; i++) Emit(batch[i], tokens[i]);
+    }
+
+    /// <summary>Records the next token of <paramref name="s"/> and decides whether the sequence ends there.</summary>
+    private void Emit(Sequence s, TokenLogprob token)
+    {
         var enforced = s.Request.Enforced;
-        var token = TokenSampler.Next(logits, s.Request.Sampling, step, enforced is null ? null : enforced[step]);
         s.Tokens.Add(token.Token);
         FinishReason? finish =
             (!s.Request.IgnoreEos || enforced is not null) && s.Request.StopTokens.Contains(token.Token) ? FinishReason.Stop
