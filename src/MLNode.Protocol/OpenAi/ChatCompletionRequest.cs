@@ -112,21 +112,10 @@ public sealed record ChatContentPart(string Type, string? Text = null)
     public Dictionary<string, JsonElement>? OtherFields { get; init; }
 }
 
-internal sealed class ChatContentConverter : JsonConverter<ChatContent>
+internal sealed class ChatContentConverter() : TextOrListConverter<ChatContent, ChatContentPart>("content", "an array of content parts")
 {
-    public override ChatContent Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType switch
-        {
-            JsonTokenType.String => ChatContent.FromText(reader.GetString()!),
-            JsonTokenType.StartArray => ChatContent.FromParts(JsonSerializer.Deserialize<List<ChatContentPart>>(ref reader, options)!),
-            _ => throw new JsonException("content must be a string or an array of content parts"),
-        };
-
-    public override void Write(Utf8JsonWriter writer, ChatContent value, JsonSerializerOptions options)
-    {
-        if (value.Text is not null)
-            writer.WriteStringValue(value.Text);
-        else
-            JsonSerializer.Serialize(writer, value.Parts, options);
-    }
+    protected override ChatContent FromText(string text) => ChatContent.FromText(text);
+    protected override ChatContent FromList(IReadOnlyList<ChatContentPart> items) => ChatContent.FromParts(items);
+    protected override string? Text(ChatContent value) => value.Text;
+    protected override IReadOnlyList<ChatContentPart>? List(ChatContent value) => value.Parts;
 }

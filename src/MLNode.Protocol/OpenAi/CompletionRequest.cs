@@ -46,21 +46,10 @@ public sealed record CompletionPrompt
     public static CompletionPrompt FromTokenIds(IReadOnlyList<int> tokenIds) => new(null, tokenIds);
 }
 
-internal sealed class CompletionPromptConverter : JsonConverter<CompletionPrompt>
+internal sealed class CompletionPromptConverter() : TextOrListConverter<CompletionPrompt, int>("prompt", "an array of token ids")
 {
-    public override CompletionPrompt Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
-        reader.TokenType switch
-        {
-            JsonTokenType.String => CompletionPrompt.FromText(reader.GetString()!),
-            JsonTokenType.StartArray => CompletionPrompt.FromTokenIds(JsonSerializer.Deserialize<List<int>>(ref reader, options)!),
-            _ => throw new JsonException("prompt must be a string or an array of token ids"),
-        };
-
-    public override void Write(Utf8JsonWriter writer, CompletionPrompt value, JsonSerializerOptions options)
-    {
-        if (value.Text is not null)
-            writer.WriteStringValue(value.Text);
-        else
-            JsonSerializer.Serialize(writer, value.TokenIds, options);
-    }
+    protected override CompletionPrompt FromText(string text) => CompletionPrompt.FromText(text);
+    protected override CompletionPrompt FromList(IReadOnlyList<int> items) => CompletionPrompt.FromTokenIds(items);
+    protected override string? Text(CompletionPrompt value) => value.Text;
+    protected override IReadOnlyList<int>? List(CompletionPrompt value) => value.TokenIds;
 }
