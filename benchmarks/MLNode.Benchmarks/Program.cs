@@ -134,13 +134,36 @@ static class LlmBenchmark
         Console.WriteLine($"RESULT llm engine=mlnode decode_c1_tok_s={single:F1} decode_c64_tok_s={many:F1} " +
             $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s)");
 
+        // Split of one decode step at 1 and 64 sequences: the model forward alone, then the sampler alone.
+        var probe = new KvCache(config.NumHiddenLayers, 64, config.NumKeyValueHeads, promptLen + 8, config.HeadDim, ScalarType.BFloat16, runtime.Device);
+        foreach (var b in new[] { 1, 64 })
+        {
+            var slots = arange(b, ScalarType.Int64, runtime.Device);
+            var positions = full(b, (long)promptLen, ScalarType.Int64, runtime.Device);
+            var ids = zeros(b, ScalarType.Int64, runtime.Device);
+            var step = new DecodeStep(probe, slots, positions, promptLen + 1);
+            Tensor Forward() => model.Decode(ids, step);
+            for (var i = 0; i < 3; i++) Forward().Dispose();
+            cuda.synchronize();
+            var w = Stopwatch.StartNew();
+            for (var i = 0; i < 10; i++) Forward().Dispose();
+            cuda.synchronize();
+            var forwardMs = w.Elapsed.TotalMilliseconds / 10;
+            using var logits = Forward();
+            var sampling = Enumerable.Repeat(greedy, b).ToList();
+            w.Restart();
+            for (var i = 0; i < 10; i++) MLNode.Engines.Llm.Sampling.TokenSampler.NextBatch(logits, sampling, Enumerable.Repeat(0, b).ToList(), Enumerable.Repeat<int?>(null, b).ToList());
+            Console.WriteLine($"RESULT llm-step batch={b} forward_ms={forwardMs:F2} sampler_ms={w.Elapsed.TotalMilliseconds / 10:F2}");
+        }
+        probe.Dispose();
+
         var (batch, length) = (o.Int("replay-batch", 8), o.Int("replay-len", 2048));
-        var ids = randint(0, config.VocabSize, [batch, length], ScalarType.Int64, runtime.Device);
-        for (var i = 0; i < 2; i++) model.Logits(model.Hidden(model.Embed(ids))).Dispose();
+        var replayIds = randint(0, config.VocabSize, [batch, length], ScalarType.Int64, runtime.Device);
+        for (var i = 0; i < 2; i++) model.Logits(model.Hidden(model.Embed(replayIds))).Dispose();
         cuda.synchronize();
         var watch = Stopwatch.StartNew();
         const int reps = 3;
-        for (var i = 0; i < reps; i++) model.Logits(model.Hidden(model.Embed(ids))).Dispose();
+        for (var i = 0; i < reps; i++) model.Logits(model.Hidden(model.Embed(replayIds))).Dispose();
         cuda.synchronize();
         Console.WriteLine($"RESULT llm engine=mlnode teacher_forced_tok_s={reps * batch * length / watch.Elapsed.TotalSeconds:F0} ({batch}x{length}, with LM head)");
         return 0;
