@@ -13,6 +13,9 @@ public interface IModelFolders
     IReadOnlyList<ModelFile> HubFiles(string folder);
 }
 
+/// <summary>Why a model cannot be loaded; <see cref="InArguments"/> when the engine arguments, not the model, are at fault.</summary>
+public sealed record LoadProblem(bool InArguments, string Message);
+
 /// <summary>A model that cannot be loaded for a reason the caller can fix (unknown id, no engine, bad args).</summary>
 public sealed class ModelLoadException(string message, Exception? inner = null) : Exception(message, inner);
 
@@ -37,12 +40,12 @@ public sealed class ModelHost(
     public bool CanServe(ModelEntry entry) => _factories.Any(f => f.Supports(entry.Modality, entry.Architecture));
 
     /// <summary>Why <paramref name="entry"/> cannot be loaded with <paramref name="args"/>, or null when it can.</summary>
-    public string? CheckLoadable(ModelEntry entry, EngineArgs args)
+    public LoadProblem? CheckLoadable(ModelEntry entry, EngineArgs args)
     {
         if (!CanServe(entry))
-            return $"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'";
+            return new LoadProblem(false, $"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'");
         if (args.MaxModelLen > entry.Limits.MaxModelLen)
-            return $"--max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}";
+            return new LoadProblem(true, $"--max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}");
         return null;
     }
 
@@ -51,7 +54,7 @@ public sealed class ModelHost(
         if (_current is not null)
             throw new InvalidOperationException($"model {_current.Card.Id} is loaded; unload it first");
         if (CheckLoadable(entry, args) is { } problem)
-            throw new ModelLoadException(problem);
+            throw new ModelLoadException(problem.Message);
         var factory = _factories.First(f => f.Supports(entry.Modality, entry.Architecture));
 
         var watch = Stopwatch.StartNew();

@@ -86,7 +86,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         {
             if (sequence.Cancelled.IsCancellationRequested)
             {
-                Finish(sequence, FinishReason.Cancelled);
+                Cancel(sequence);
                 continue;
             }
             sequence.Slot = _cache.Acquire();
@@ -118,7 +118,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     /// <summary>Runs one forward for <paramref name="batch"/>; on failure fails those sequences (not the loop) and frees their slots.</summary>
     private void Step(IReadOnlyList<Sequence> batch, Action<IReadOnlyList<Sequence>> forward)
     {
-        foreach (var s in batch.Where(s => s.Cancelled.IsCancellationRequested).ToList()) Finish(s, FinishReason.Cancelled);
+        foreach (var s in batch.Where(s => s.Cancelled.IsCancellationRequested).ToList()) Cancel(s);
         var live = batch.Where(s => !s.Done).ToList();
         try
         {
@@ -127,12 +127,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         catch (Exception e)
         {
             _logger.LogError(e, "Generation step for {Count} sequence(s) failed; they are ended with the error", live.Count);
-            foreach (var s in live.Where(s => !s.Done))
-            {
-                s.Done = true;
-                Release(s);
-                s.Output.Writer.TryComplete(e);
-            }
+            foreach (var s in live.Where(s => !s.Done)) End(s, e);
         }
         _running.RemoveAll(s => s.Done);
     }
@@ -156,20 +151,18 @@ public sealed class LlmGenerator : IAsyncDisposable
             : s.Tokens.Count >= s.Request.MaxTokens || s.Request.Prompt.Count + s.Tokens.Count >= Capacity ? FinishReason.Length
             : null;
         s.Output.Writer.TryWrite(new GeneratedToken(token, finish));
-        if (finish is not null)
-        {
-            s.Done = true;
-            Release(s);
-            s.Output.Writer.TryComplete();
-        }
+        if (finish is not null) End(s);
     }
 
-    private void Finish(Sequence s, FinishReason reason)
+    /// <summary>Ends a sequence: frees its slot and closes its stream, with <paramref name="error"/> when it did not finish normally.</summary>
+    private void End(Sequence s, Exception? error = null)
     {
         s.Done = true;
         Release(s);
-        s.Output.Writer.TryComplete(reason == FinishReason.Cancelled ? new OperationCanceledException(s.Cancelled) : null);
+        s.Output.Writer.TryComplete(error);
     }
+
+    private void Cancel(Sequence s) => End(s, new OperationCanceledException(s.Cancelled));
 
     private void Release(Sequence s)
     {

@@ -81,10 +81,11 @@ public static class ChatCompletionsEndpoint
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         IReadOnlyList<CompletionPiece> pieces;
         string? finishReason;
-        if (enforced is not null && options.Value.ReplayMode == WorkerOptions.TeacherForcedReplay && body.Stream != true)
+        var teacherForced = enforced is not null && options.Value.ReplayMode == WorkerOptions.TeacherForcedReplay && body.Stream != true;
+        if (teacherForced)
         {
             // Fast validation: one teacher-forced forward over prompt + claimed output.
-            var scored = await llm.ScoreAsync(promptIds, enforced, sampling, ct);
+            var scored = await llm.ScoreAsync(promptIds, enforced!, sampling, ct);
             pieces = scored.Select((t, i) => Scored(t, i == scored.Count - 1 && llm.StopTokens.Contains(t.Token), i == scored.Count - 1)).ToList();
             finishReason = "stop";
         }
@@ -103,7 +104,7 @@ public static class ChatCompletionsEndpoint
             (pieces, finishReason) = (collected, completion.FinishReason);
         }
         var ids = pieces.Where(p => p.Visible).Select(p => p.Token.Token).ToList();
-        var text = enforced is not null && options.Value.ReplayMode == WorkerOptions.TeacherForcedReplay
+        var text = teacherForced
             ? tokenizer.Decode(ids, body.SkipSpecialTokens)
             : string.Concat(pieces.Select(p => p.Text));
         var choice = new ChatCompletionChoice(0,

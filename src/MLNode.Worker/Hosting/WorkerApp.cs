@@ -88,9 +88,6 @@ public static class WorkerApp
         app.MapChatCompletions();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
-        app.Services.GetRequiredService<WorkerMetrics>();
-        Metrics.DefaultRegistry.AddBeforeCollectCallback(() =>
-            app.Services.GetRequiredService<WorkerMetrics>().SetState(app.Services.GetRequiredService<NodeController>().State.ToString().ToUpperInvariant()));
         return app;
     }
 }

@@ -55,7 +55,7 @@ public sealed class NodeController(ModelRegistry registry, ModelHost host, Worke
             return (UpRefusal.BadArguments, e.Message, Task.CompletedTask);
         }
         if (host.CheckLoadable(entry, args) is { } problem)
-            return (problem.StartsWith("--", StringComparison.Ordinal) ? UpRefusal.BadArguments : UpRefusal.NotServable, problem, Task.CompletedTask);
+            return (problem.InArguments ? UpRefusal.BadArguments : UpRefusal.NotServable, problem.Message, Task.CompletedTask);
         if (!string.Equals(request.Dtype, "auto", StringComparison.OrdinalIgnoreCase))
             entry = entry with { Dtype = CanonicalDtype(request.Dtype) };
 

@@ -10,8 +10,12 @@ public sealed class WorkerMetrics
     private static readonly Gauge LoadSeconds = Metrics.CreateGauge("mlnode_model_load_seconds", "Wall time of the last model load (folder, verification, weights).", "model");
     private static readonly Counter Loads = Metrics.CreateCounter("mlnode_model_loads_total", "Model loads by outcome.", "outcome");
 
+    /// <summary>The node starts STOPPED; loads and unloads move the state gauge, so a scrape reads it without asking the node.</summary>
+    public WorkerMetrics() => SetState("STOPPED");
+
     public void ModelLoaded(string model, TimeSpan took)
     {
+        SetState("INFERENCE");
         Loaded.WithLabels(model).Set(1);
         LoadSeconds.WithLabels(model).Set(took.TotalSeconds);
         Loads.WithLabels("completed").Inc();
@@ -21,11 +25,12 @@ public sealed class WorkerMetrics
 
     public void ModelUnloaded()
     {
+        SetState("STOPPED");
         foreach (var labels in Loaded.GetAllLabelValues().ToList())
             Loaded.RemoveLabelled(labels);
     }
 
-    public void SetState(string state)
+    private static void SetState(string state)
     {
         foreach (var s in new[] { "STOPPED", "INFERENCE" })
             State.WithLabels(s).Set(s == state ? 1 : 0);

@@ -39,7 +39,7 @@ public static class TokenSampler
             var raw = logits.index_select(0, tensor(greedy.Select(i => (long)i).ToArray(), device: logits.device)).log_softmax(-1);
             var k = Math.Max(1, greedy.Max(i => p[i].TopLogprobs));
             var (values, ids) = raw.topk(k);
-            var chosen = tensor(greedy.Select((i, row) => (long)(forced[i] ?? -1)).ToArray(), device: logits.device);
+            var chosen = tensor(greedy.Select(i => (long)(forced[i] ?? -1)).ToArray(), device: logits.device);
             chosen = where(chosen < 0, ids[TensorIndex.Colon, 0], chosen);
             var chosenLogprob = raw.gather(1, chosen.unsqueeze(1)).squeeze(1);
             var v = values.cpu().data<float>().ToArray();
