@@ -1,5 +1,12 @@
 // Flat C ABI of libmlnode_kernels: every entry point returns an mlnode_status; on failure the
 // message is available from mlnode_last_error() on the same thread. Nothing here aborts the process.
+//
+// Conventions shared by every kernel entry point:
+// - tensors are raw device pointers to contiguous data (the caller adds the storage offset);
+// - `stream` is the cudaStream_t to launch on (0: the legacy default stream, which is libtorch's
+//   current stream when nobody has set another);
+// - element types are mlnode_dtype values; an unsupported combination returns MLNODE_UNSUPPORTED;
+// - launches are asynchronous: a status of MLNODE_OK means the work was queued without error.
 #pragma once
 #include <stdint.h>
 
@@ -12,11 +19,24 @@ typedef enum mlnode_status {
   MLNODE_UNSUPPORTED = 3,
 } mlnode_status;
 
-// Version of this ABI; the C# bindings refuse a library whose major version differs.
+// Element types, numbered like libtorch's ScalarType so C# passes tensor.dtype through unchanged.
+typedef enum mlnode_dtype {
+  MLNODE_U8 = 0,
+  MLNODE_I32 = 3,
+  MLNODE_I64 = 4,
+  MLNODE_F16 = 5,
+  MLNODE_F32 = 6,
+  MLNODE_BF16 = 15,
+} mlnode_dtype;
+
+// Version of this ABI; the C# bindings refuse a library whose version differs.
 MLNODE_API int32_t mlnode_abi_version(void);
 
 // The message of the last failed call on this thread ("" when none).
 MLNODE_API const char* mlnode_last_error(void);
+
+// Number of CUDA devices the library's runtime sees (0 without a driver or GPU).
+MLNODE_API mlnode_status mlnode_device_count(int32_t* count);
 
 namespace mlnode {
 // Records a failure for mlnode_last_error and returns its status, so call sites read `return fail(...)`.

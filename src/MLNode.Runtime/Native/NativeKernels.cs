@@ -1,0 +1,125 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Runtime.Native;
+
+/// <summary>
+/// The bindings of <c>libmlnode_kernels.so</c> (built from <c>kernels/</c> and <c>native/</c> with CMake on a
+/// CUDA machine). Each kernel's entry points live in a partial file of this class beside its C# reference;
+/// callers ask <see cref="Handles"/> whether a tensor can go to the native kernel and otherwise run the
+/// reference, so a machine without the library or a GPU computes the same thing, only slower.
+/// </summary>
+/// <remarks>
+/// The library is found through <c>MLNODE_KERNELS</c> (the file or its folder), else beside the
+/// executable. Kernels launch on stream 0, the legacy default stream: that is the stream libtorch uses
+/// here, because TorchSharp has no stream API and nothing in the process sets another, so every kernel is
+/// ordered with the libtorch ops before and after it without any synchronisation.
+/// </remarks>
+public static partial class NativeKernels
+{
+    public const string LibraryName = "mlnode_kernels";
+    public const string PathVariable = "MLNODE_KERNELS";
+    private const int AbiVersion = 1;
+    private const int Ok = 0;
+
+    private static readonly Lazy<(bool Loaded, string Description)> State = new(Probe);
+    private static int _logged;
+
+    static NativeKernels() => NativeLibrary.SetDllImportResolver(typeof(NativeKernels).Assembly, Resolve);
+
+    /// <summary>True when the library loaded, has this ABI version and sees at least one CUDA device.</summary>
+    public static bool IsAvailable => State.Value.Loaded;
+
+    /// <summary>What was found, in words: the library's path and device count, or why the references run instead.</summary>
+    public static string Description => State.Value.Description;
+
+    /// <summary>The stream every kernel launches on (see remarks).</summary>
+    public static nint Stream => 0;
+
+    /// <summary>True when <paramref name="tensor"/> lives on a CUDA device and the native kernels can run.</summary>
+    public static bool Handles(Tensor tensor) => tensor.device.type == DeviceType.CUDA && IsAvailable;
+
+    /// <summary>Logs once per process which implementation the kernels use.</summary>
+    public static void LogOnce(ILogger logger)
+    {
+        if (Interlocked.Exchange(ref _logged, 1) != 0) return;
+        if (IsAvailable) logger.LogInformation("Native kernels: {Description}", Description);
+        else logger.LogWarning("Native kernels unavailable ({Description}): the C# reference implementations run instead", Description);
+    }
+
+    /// <summary>
+    /// The device address of <paramref name="tensor"/>'s first element (libtorch's <c>data_ptr</c>, which
+    /// includes the storage offset). Kernels read dense row-major data, so the tensor must be contiguous.
+    /// </summary>
+    public static nint Pointer(Tensor tensor)
+    {
+        if (!tensor.is_contiguous())
+            throw new ArgumentException($"native kernels take contiguous tensors; got shape [{string.Join(", ", tensor.shape)}] with strides [{string.Join(", ", tensor.stride())}]", nameof(tensor));
+        var address = THSTensor_data(tensor.Handle);
+        if (address == 0 && tensor.numel() > 0) torch.CheckForErrors();
+        return address;
+    }
+
+    /// <summary>Throws with the library's message when a call failed.</summary>
+    internal static void Check(int status, string entryPoint)
+    {
+        if (status != Ok)
+            throw new NativeKernelException(entryPoint, status, Marshal.PtrToStringUTF8(mlnode_last_error()) ?? "");
+    }
+
+    private static (bool, string) Probe()
+    {
+        try
+        {
+            var version = mlnode_abi_version();
+            if (version != AbiVersion)
+                return (false, $"{LibraryPath() ?? LibraryName} has ABI version {version}, this build needs {AbiVersion}");
+            Check(mlnode_device_count(out var devices), nameof(mlnode_device_count));
+            return devices > 0
+                ? (true, $"{LibraryPath() ?? LibraryName}, {devices} CUDA device(s)")
+                : (false, $"{LibraryPath() ?? LibraryName} loaded, but no CUDA device is visible");
+        }
+        catch (DllNotFoundException)
+        {
+            return (false, $"lib{LibraryName}.so not found (set {PathVariable} or build native/ with CMake)");
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or NativeKernelException)
+        {
+            return (false, e.Message);
+        }
+    }
+
+    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    {
+        if (name != LibraryName) return 0;
+        var path = LibraryPath();
+        return path is not null && NativeLibrary.TryLoad(path, out var handle) ? handle : 0;
+    }
+
+    private static string? LibraryPath()
+    {
+        var file = $"lib{LibraryName}.so";
+        var configured = Environment.GetEnvironmentVariable(PathVariable);
+        string[] candidates = string.IsNullOrWhiteSpace(configured)
+            ? [Path.Combine(AppContext.BaseDirectory, file)]
+            : [configured, Path.Combine(configured, file)];
+        return candidates.FirstOrDefault(File.Exists);
+    }
+
+    [LibraryImport(LibraryName)] private static partial int mlnode_abi_version();
+    [LibraryImport(LibraryName)] private static partial nint mlnode_last_error();
+    [LibraryImport(LibraryName)] private static partial int mlnode_device_count(out int count);
+
+    // TorchSharp exposes typed storage pointers only; its native shim returns the untyped data_ptr.
+    [LibraryImport("LibTorchSharp")] private static partial nint THSTensor_data(nint tensor);
+}
+
+/// <summary>A native kernel reported a failure (bad argument, CUDA error, unsupported type); nothing was written.</summary>
+public sealed class NativeKernelException(string entryPoint, int status, string message)
+    : Exception($"{entryPoint} failed with status {status}: {message}")
+{
+    public int Status { get; } = status;
+}
