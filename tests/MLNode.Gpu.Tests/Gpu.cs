@@ -1,7 +1,12 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using MLNode.Gpu.Tests;
 using MLNode.Runtime.Native;
 using MLNode.Runtime.Torch;
 using static TorchSharp.torch;
+
+// TorchSharp binds to a libtorch once per process, at its first use: the runtime must start before any test
+// touches a tensor, or a CPU-only first use would leave the GPU machine's CUDA libtorch unused.
+[assembly: AssemblyFixture(typeof(Gpu.Runtime))]
 
 namespace MLNode.Gpu.Tests;
 
@@ -12,20 +17,21 @@ namespace MLNode.Gpu.Tests;
 /// </summary>
 internal static class Gpu
 {
-    private static readonly Lazy<Device> Cuda = new(Start);
+    private static readonly string? Libtorch = Environment.GetEnvironmentVariable("MLNODE_LIBTORCH");
+    private static readonly Lazy<TorchRuntime> Started = new(() => TorchRuntime.Initialize(Libtorch, NullLogger.Instance));
 
     public static Device Require()
     {
-        if (string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH")))
+        if (string.IsNullOrWhiteSpace(Libtorch))
             Assert.Skip("no CUDA libtorch: set MLNODE_LIBTORCH (tools/gpu-check does) to run the GPU tests");
-        return Cuda.Value;
+        Assert.True(Started.Value.IsCuda, "MLNODE_LIBTORCH is set but libtorch runs on the CPU");
+        Assert.True(NativeKernels.IsAvailable, $"native kernels: {NativeKernels.Description}");
+        return Started.Value.Device;
     }
 
-    private static Device Start()
+    /// <summary>Starts the tensor runtime (CUDA when <c>MLNODE_LIBTORCH</c> is set) before the first test.</summary>
+    public sealed class Runtime
     {
-        var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), NullLogger.Instance);
-        Assert.True(runtime.IsCuda, "MLNODE_LIBTORCH is set but libtorch runs on the CPU");
-        Assert.True(NativeKernels.IsAvailable, $"native kernels: {NativeKernels.Description}");
-        return runtime.Device;
+        public Runtime() => _ = Started.Value;
     }
 }

@@ -1,6 +1,9 @@
 namespace MLNode.Tests;
 
-/// <summary>Locates the reference fixtures in ../shared/fixtures beside the repository root.</summary>
+/// <summary>
+/// Locates the reference fixtures: <c>MLNODE_FIXTURES</c> when set (a published test bundle on the GPU machine
+/// has no repository around it), else ../shared/fixtures beside the repository root.
+/// </summary>
 public static class Fixtures
 {
     public static string Root { get; } = FindRoot();
@@ -16,6 +19,9 @@ public static class Fixtures
 
     private static string FindRoot()
     {
+        var configured = Environment.GetEnvironmentVariable("MLNODE_FIXTURES");
+        if (!string.IsNullOrWhiteSpace(configured))
+            return System.IO.Path.GetFullPath(configured);
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
             if (File.Exists(System.IO.Path.Combine(dir.FullName, "MLNode.sln")))
