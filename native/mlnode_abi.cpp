@@ -1,6 +1,9 @@
 #include "mlnode_abi.h"
 
 #include <cuda_runtime_api.h>
+#ifdef MLNODE_WITH_TORCH
+#include <c10/cuda/CUDAStream.h>
+#endif
 
 #include <cstdarg>
 #include <cstdio>
@@ -25,6 +28,20 @@ MLNODE_API mlnode_status mlnode_device_count(int32_t* count) {
   if (error != cudaSuccess)
     return mlnode::fail(MLNODE_CUDA_ERROR, "cudaGetDeviceCount: %s", cudaGetErrorString(error));
   *count = devices;
+  return MLNODE_OK;
+}
+
+MLNODE_API mlnode_status mlnode_current_stream(void** stream) {
+  if (stream == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "stream is null");
+#ifdef MLNODE_WITH_TORCH
+  try {
+    *stream = c10::cuda::getCurrentCUDAStream().stream();
+  } catch (const std::exception& e) {
+    return mlnode::fail(MLNODE_CUDA_ERROR, "libtorch's current stream: %s", e.what());
+  }
+#else
+  *stream = nullptr;
+#endif
   return MLNODE_OK;
 }
 

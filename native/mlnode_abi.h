@@ -3,8 +3,7 @@
 //
 // Conventions shared by every kernel entry point:
 // - tensors are raw device pointers to contiguous data (the caller adds the storage offset);
-// - `stream` is the cudaStream_t to launch on (0: the legacy default stream, which is libtorch's
-//   current stream when nobody has set another);
+// - `stream` is the cudaStream_t to launch on, normally mlnode_current_stream()'s;
 // - element types are mlnode_dtype values; an unsupported combination returns MLNODE_UNSUPPORTED;
 // - launches are asynchronous: a status of MLNODE_OK means the work was queued without error.
 #pragma once
@@ -37,6 +36,10 @@ MLNODE_API const char* mlnode_last_error(void);
 
 // Number of CUDA devices the library's runtime sees (0 without a driver or GPU).
 MLNODE_API mlnode_status mlnode_device_count(int32_t* count);
+
+// libtorch's current CUDA stream on the current device when the library was built with MLNODE_TORCH_DIR;
+// otherwise the legacy default stream (null), which is libtorch's stream while nothing selects another.
+MLNODE_API mlnode_status mlnode_current_stream(void** stream);
 
 namespace mlnode {
 // Records a failure for mlnode_last_error and returns its status, so call sites read `return fail(...)`.

@@ -10,6 +10,8 @@ public class NativeKernelsTests
     {
         Gpu.Require();
         Assert.Contains("CUDA device", NativeKernels.Description);
+        // libtorch's default stream is the legacy null stream; gpu-check builds against c10 and asks it.
+        Assert.Equal(0, NativeKernels.Stream);
     }
 
     [Fact]

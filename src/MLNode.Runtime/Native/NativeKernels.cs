@@ -14,8 +14,7 @@ namespace MLNode.Runtime.Native;
 /// </summary>
 /// <remarks>
 /// The library is found through <c>MLNODE_KERNELS</c> (the file or its folder), else beside the
-/// executable. Kernels launch on stream 0, the legacy default stream: that is the stream libtorch uses
-/// here, because TorchSharp has no stream API and nothing in the process sets another, so every kernel is
+/// executable. Kernels launch on libtorch's current stream (<see cref="Stream"/>), so every kernel is
 /// ordered with the libtorch ops before and after it without any synchronisation.
 /// </remarks>
 public static partial class NativeKernels
@@ -36,8 +35,19 @@ public static partial class NativeKernels
     /// <summary>What was found, in words: the library's path and device count, or why the references run instead.</summary>
     public static string Description => State.Value.Description;
 
-    /// <summary>The stream every kernel launches on (see remarks).</summary>
-    public static nint Stream => 0;
+    /// <summary>
+    /// libtorch's current CUDA stream, which every kernel launches on. A library built without libtorch's
+    /// headers answers the legacy default stream: the same one, because TorchSharp has no stream API and
+    /// nothing in this process selects another.
+    /// </summary>
+    public static nint Stream
+    {
+        get
+        {
+            Check(mlnode_current_stream(out var stream), nameof(mlnode_current_stream));
+            return stream;
+        }
+    }
 
     /// <summary>True when <paramref name="tensor"/> lives on a CUDA device and the native kernels can run.</summary>
     public static bool Handles(Tensor tensor) => tensor.device.type == DeviceType.CUDA && IsAvailable;
@@ -112,6 +122,7 @@ public static partial class NativeKernels
     [LibraryImport(LibraryName)] private static partial int mlnode_abi_version();
     [LibraryImport(LibraryName)] private static partial nint mlnode_last_error();
     [LibraryImport(LibraryName)] private static partial int mlnode_device_count(out int count);
+    [LibraryImport(LibraryName)] private static partial int mlnode_current_stream(out nint stream);
 
     // TorchSharp exposes typed storage pointers only; its native shim returns the untyped data_ptr.
     [LibraryImport("LibTorchSharp")] private static partial nint THSTensor_data(nint tensor);
