@@ -27,7 +27,7 @@ template <> __device__ __forceinline__ float from_float(float v) { return v; }
 template <> __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
 
-// Calls f.template operator()<T>() with T the CUDA type of a floating dtype; others are unsupported.
+// Calls f(T{}) with T the CUDA type of a floating dtype (the argument only carries the type); others are unsupported.
 template <typename F> mlnode_status dispatch_float(mlnode_dtype dtype, const char* what, F&& f) {
   switch (dtype) {
     case MLNODE_F32: return f(float{});

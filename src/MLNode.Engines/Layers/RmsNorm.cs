@@ -1,10 +1,14 @@
+using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
 
-/// <summary>RMSNorm as Qwen computes it: normalise in float32, cast back, then scale by the weight.</summary>
+/// <summary>
+/// RMSNorm as Qwen computes it: normalise in float32, cast back, then scale by the weight. On the GPU one
+/// native kernel does it in a single pass over each row (libtorch's six ops run at a tenth of HBM bandwidth).
+/// </summary>
 public sealed class RmsNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
@@ -19,7 +23,11 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
+    public override Tensor forward(Tensor x) =>
+        NativeKernels.Handles(x) && x.is_contiguous() ? NativeKernels.RmsNorm(x, weight, _eps) : Reference(x);
+
+    /// <summary>The libtorch formulation: the CPU path and the GPU kernel's oracle.</summary>
+    public Tensor Reference(Tensor x)
     {
         using var scope = NewDisposeScope();
         var x32 = x.to(ScalarType.Float32);

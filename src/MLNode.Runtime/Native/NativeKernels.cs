@@ -52,12 +52,16 @@ public static partial class NativeKernels
     /// <summary>True when <paramref name="tensor"/> lives on a CUDA device and the native kernels can run.</summary>
     public static bool Handles(Tensor tensor) => tensor.device.type == DeviceType.CUDA && IsAvailable;
 
-    /// <summary>Logs once per process which implementation the kernels use.</summary>
-    public static void LogOnce(ILogger logger)
+    /// <summary>
+    /// Logs once per process which implementation the kernels use: a warning when a GPU runtime has to run
+    /// the slower references, information on a CPU runtime, where the references are the implementation.
+    /// </summary>
+    public static void LogOnce(ILogger logger, bool gpuRuntime)
     {
         if (Interlocked.Exchange(ref _logged, 1) != 0) return;
         if (IsAvailable) logger.LogInformation("Native kernels: {Description}", Description);
-        else logger.LogWarning("Native kernels unavailable ({Description}): the C# reference implementations run instead", Description);
+        else if (gpuRuntime) logger.LogWarning("Native kernels unavailable ({Description}): the C# reference implementations run instead", Description);
+        else logger.LogInformation("Native kernels not used on the CPU ({Description}): the C# reference implementations run", Description);
     }
 
     /// <summary>

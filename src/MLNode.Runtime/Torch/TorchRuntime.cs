@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using MLNode.Protocol.Management;
+using MLNode.Runtime.Native;
 using TorchSharp;
 
 namespace MLNode.Runtime.Torch;
@@ -44,6 +45,7 @@ public sealed class TorchRuntime
             torch.set_grad_enabled(false);
             logger.LogInformation("Tensor runtime: device {Device}, {Libtorch}{Path}", _current.Device, _current.Libtorch,
                 _current.LibtorchPath is null ? "" : $" from {_current.LibtorchPath}");
+            NativeKernels.LogOnce(logger, _current.IsCuda);
             return _current;
         }
     }

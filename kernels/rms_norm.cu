@@ -1,0 +1,80 @@
+// RMSNorm as Qwen computes it, in one pass over each row instead of libtorch's six ops and float32
+// temporaries: y = w · dtype(x · rsqrt(mean(x²) + eps)), the mean taken in float32.
+#include "mlnode_cuda.cuh"
+
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int kBlockThreads = 256;
+
+// Sum over the calling warp in a fixed butterfly order: every lane gets the same, reproducible bits.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ void write_row(const T* x, const T* w, T* y, int width, float inv_rms, int lane, int lanes) {
+  for (int i = lane; i < width; i += lanes) {
+    const T normed = mlnode::from_float<T>(mlnode::load_float(x, i) * inv_rms);
+    y[i] = mlnode::from_float<T>(mlnode::load_float(w, i) * mlnode::load_float(&normed, 0));
+  }
+}
+
+// Short rows (per-head q/k norms, width ≤ 1024): one warp per row.
+template <typename T>
+__global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int width, float eps) {
+  const long long row = (long long)blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % kWarp;
+  const T* xr = x + row * width;
+  float sum = 0.f;
+  for (int i = lane; i < width; i += kWarp) {
+    const float v = mlnode::load_float(xr, i);
+    sum = fmaf(v, v, sum);
+  }
+  const float inv_rms = rsqrtf(warp_sum(sum) / width + eps);
+  write_row(xr, w, y + row * width, width, inv_rms, lane, kWarp);
+}
+
+// Hidden-state rows: one block per row; warp partials combined in warp order.
+template <typename T>
+__global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float eps) {
+  __shared__ float partial[kBlockThreads / kWarp];
+  const T* xr = x + (long long)blockIdx.x * width;
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < width; i += kBlockThreads) {
+    const float v = mlnode::load_float(xr, i);
+    sum = fmaf(v, v, sum);
+  }
+  sum = warp_sum(sum);
+  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
+  __syncthreads();
+  float total = 0.f;
+  for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
+  const float inv_rms = rsqrtf(total / width + eps);
+  write_row(xr, w, y + (long long)blockIdx.x * width, width, inv_rms, threadIdx.x, kBlockThreads);
+}
+
+}  // namespace
+
+// x, y: [rows, width] contiguous; w: [width]; all of one floating dtype. y may not alias x.
+MLNODE_API mlnode_status mlnode_rms_norm(const void* x, const void* w, void* y, int64_t rows, int32_t width, float eps,
+                                         int32_t dtype, void* stream) {
+  if (x == nullptr || w == nullptr || y == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "rms_norm: null tensor pointer");
+  if (rows < 0 || width <= 0) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "rms_norm: rows %lld, width %d", (long long)rows, width);
+  if (!(eps >= 0.f)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "rms_norm: eps %g", eps);
+  if (rows == 0) return MLNODE_OK;
+  auto s = static_cast<cudaStream_t>(stream);
+  return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "rms_norm", [&](auto zero) {
+    using T = decltype(zero);
+    if (width <= 1024) {
+      constexpr int rows_per_block = kBlockThreads / kWarp;
+      const long long blocks = (rows + rows_per_block - 1) / rows_per_block;
+      rms_norm_warp<<<(unsigned)blocks, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), rows, width, eps);
+    } else {
+      rms_norm_block<<<(unsigned)rows, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), width, eps);
+    }
+    return mlnode::check_launch("rms_norm");
+  });
+}

@@ -1,0 +1,38 @@
+using MLNode.Engines.Layers;
+using static TorchSharp.torch;
+
+namespace MLNode.Gpu.Tests;
+
+public class RmsNormTests
+{
+    public static TheoryData<ScalarType, long, long> Shapes => new()
+    {
+        { ScalarType.BFloat16, 64, 4096 },   // hidden rows: one block per row
+        { ScalarType.BFloat16, 4096, 128 },  // per-head q/k norm rows: one warp per row
+        { ScalarType.Float16, 33, 5120 },
+        { ScalarType.Float32, 17, 1000 },    // a width no vector width divides
+    };
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Kernel_matches_the_libtorch_formulation(ScalarType dtype, long rows, long width)
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        var norm = new RmsNorm(new RandomWeights(cuda, dtype, seed: 7), "norm", width, 1e-6);
+        norm.parameters().Single().copy_(rand(width, generator: new Generator(5, cuda), device: cuda) + 0.5);
+        var x = (randn(rows, width, generator: new Generator(11, cuda), device: cuda) * 3).to(dtype);
+
+        var ours = norm.forward(x).to(ScalarType.Float32);
+        var reference = norm.Reference(x).to(ScalarType.Float32);
+
+        // The float32 mean(x²) is summed in another order than libtorch's reduction, which moves rsqrt by
+        // an ulp or two of float32; after the two roundings to the activation dtype that is at most one
+        // ulp of the dtype (2^-7 relative for bf16, 2^-10 for fp16), and nothing for float32 beyond 1e-6.
+        var ulp = dtype switch { ScalarType.BFloat16 => 1.0 / 128, ScalarType.Float16 => 1.0 / 1024, _ => 1e-6 };
+        var excess = ((ours - reference).abs() - reference.abs() * ulp).max().item<float>();
+        Assert.True(excess <= 1e-6, $"{dtype} [{rows}, {width}]: worst difference exceeds one ulp by {excess}");
+        var equal = (ours == reference).to(ScalarType.Float32).mean().item<float>();
+        Assert.True(equal > 0.99, $"only {equal:P2} of the values are bit-identical to libtorch's");
+    }
+}
