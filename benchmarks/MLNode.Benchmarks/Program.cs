@@ -186,6 +186,7 @@ static class LayerProfile
         var norm = new RmsNorm(w, "n.norm", d, 1e-6);
         var x = randn([b, l, d], ScalarType.BFloat16, runtime.Device);
         var qh = randn([b, heads, l, hd], ScalarType.BFloat16, runtime.Device);
+        var ql = randn([b, l, heads, hd], ScalarType.BFloat16, runtime.Device);
         var kh = randn([b, kv, l, hd], ScalarType.BFloat16, runtime.Device);
         var v = randn([d], ScalarType.BFloat16, runtime.Device);
         double tokens = (double)b * l, bytes = tokens * d * 2;
@@ -193,6 +194,7 @@ static class LayerProfile
         Time("k_proj gemm", () => k.forward(x), 2 * tokens * d * kv * hd, 0);
         Time("mlp (3 gemm + silu·up)", () => mlp.forward(x), 2 * tokens * 3 * d * ff, 0);
         Time("rmsnorm", () => norm.forward(x), 0, 2 * bytes);
+        Time("rmsnorm (libtorch ops)", () => norm.Reference(x), 0, 2 * bytes);
         Time("repeat_interleave kv", () => kh.repeat_interleave(heads / kv, dim: 1), 0, 2 * bytes);
         var kr = kh.repeat_interleave(heads / kv, dim: 1);
         Time("sdpa causal", () => nn.functional.scaled_dot_product_attention(qh, kr, kr, is_casual: true), 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
@@ -204,8 +206,10 @@ static class LayerProfile
         }), "layer");
         var layer = new QwenDecoderLayer(config, w, "model.layers.0", 0);
         var (cos, sin) = new RotaryEmbedding(hd, 1e6, runtime.Device).Tables(arange(l, ScalarType.Int64, runtime.Device), ScalarType.BFloat16);
+        (cos, sin) = (cos.view(1, l, 1, hd), sin.view(1, l, 1, hd));
         Time("whole decoder layer", () => layer.forward(x, cos, sin, null, 0), 2 * tokens * (d * (heads + 2 * kv) * hd + heads * hd * d + 3 * d * ff) + 2 * 2 * tokens * (l + 1) / 2.0 * d, 0);
-        Time("rope q", () => RotaryEmbedding.Apply(qh, cos, sin), 0, 2 * bytes);
+        Time("rope q", () => RotaryEmbedding.Apply(ql, cos, sin), 0, 2 * bytes);
+        Time("rope q (libtorch ops)", () => RotaryEmbedding.Reference(ql, cos, sin), 0, 2 * bytes);
         return 0;
     }
 

@@ -1,3 +1,4 @@
+using MLNode.Runtime.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -5,7 +6,9 @@ namespace MLNode.Engines.Layers;
 
 /// <summary>
 /// NeoX-style rotary position embedding (the two halves of each head rotate together), with the
-/// cos/sin tables computed in float32 and cast to the activation dtype, as transformers does.
+/// cos/sin tables computed in float32 and cast to the activation dtype, as transformers does. Heads are
+/// rotated in the projection's own layout [B, L, H, D], before the transpose for attention, so the GPU
+/// kernel reads contiguous rows.
 /// </summary>
 public sealed class RotaryEmbedding
 {
@@ -27,8 +30,15 @@ public sealed class RotaryEmbedding
         return (emb.cos().to(dtype).MoveToOuterDisposeScope(), emb.sin().to(dtype).MoveToOuterDisposeScope());
     }
 
-    /// <summary>x [B, H, L, D] rotated by position: x·cos + rotate_half(x)·sin.</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>
+    /// x [B, L, H, D] rotated by position: x·cos + rotate_half(x)·sin, with cos/sin [1, L, 1, D] (prefill) or
+    /// [B, 1, 1, D] (decode). On the GPU one native kernel computes the same roundings.
+    /// </summary>
+    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) =>
+        NativeKernels.Handles(x) && x.is_contiguous() ? NativeKernels.Rotary(x, cos, sin) : Reference(x, cos, sin);
+
+    /// <summary>The eager expression: the CPU path and the GPU kernel's oracle.</summary>
+    public static Tensor Reference(Tensor x, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
         var half = x.shape[^1] / 2;

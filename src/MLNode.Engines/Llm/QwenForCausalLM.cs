@@ -95,8 +95,8 @@ public sealed class QwenModel : nn.Module
     {
         using var scope = NewDisposeScope();
         var (cos, sin) = step is DecodeStep decode
-            ? Rows(_rope.Tables(decode.Positions, x.dtype))
-            : _rope.Tables(arange(x.shape[1], ScalarType.Int64, x.device), x.dtype);
+            ? PerSequence(_rope.Tables(decode.Positions, x.dtype))
+            : PerPosition(_rope.Tables(arange(x.shape[1], ScalarType.Int64, x.device), x.dtype));
         var h = x;
         for (var i = 0; i < layers.Count; i++)
         {
@@ -110,8 +110,11 @@ public sealed class QwenModel : nn.Module
         return norm.forward(h).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Per-sequence tables [B, D] → [B, 1, 1, D], broadcasting over heads and the single new position.</summary>
-    private static (Tensor, Tensor) Rows((Tensor Cos, Tensor Sin) t) => (t.Cos.unsqueeze(1).unsqueeze(1), t.Sin.unsqueeze(1).unsqueeze(1));
+    /// <summary>Decode tables [B, D] → [B, 1, 1, D]: one position per sequence, broadcast over heads.</summary>
+    private static (Tensor, Tensor) PerSequence((Tensor Cos, Tensor Sin) t) => (t.Cos.view(t.Cos.shape[0], 1, 1, -1), t.Sin.view(t.Sin.shape[0], 1, 1, -1));
+
+    /// <summary>Prefill tables [L, D] → [1, L, 1, D]: one row per position, broadcast over sequences and heads.</summary>
+    private static (Tensor, Tensor) PerPosition((Tensor Cos, Tensor Sin) t) => (t.Cos.view(1, t.Cos.shape[0], 1, -1), t.Sin.view(1, t.Sin.shape[0], 1, -1));
 
     private static Tensor Replace(Tensor old, Tensor replacement)
     {
@@ -183,11 +186,9 @@ public sealed class QwenAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (batch, length) = (x.shape[0], x.shape[1]);
-        var q = Heads(q_proj.forward(x), _heads, q_norm, batch, length);
-        var k = Heads(k_proj.forward(x), _kvHeads, k_norm, batch, length);
-        var v = Heads(v_proj.forward(x), _kvHeads, null, batch, length);
-        q = RotaryEmbedding.Apply(q, cos, sin);
-        k = RotaryEmbedding.Apply(k, cos, sin);
+        var q = RotaryEmbedding.Apply(Heads(q_proj.forward(x), _heads, q_norm, batch, length), cos, sin).transpose(1, 2);
+        var k = RotaryEmbedding.Apply(Heads(k_proj.forward(x), _kvHeads, k_norm, batch, length), cos, sin).transpose(1, 2);
+        var v = Heads(v_proj.forward(x), _kvHeads, null, batch, length).transpose(1, 2);
         Tensor? mask = null;
         switch (step)
         {
@@ -217,11 +218,10 @@ public sealed class QwenAttention : nn.Module
         return o_proj.forward(merged).MoveToOuterDisposeScope();
     }
 
-    /// <summary>[B, L, H·D] → [B, H, L, D], normalising each head first where the architecture does.</summary>
+    /// <summary>[B, L, H·D] → [B, L, H, D], normalising each head where the architecture does.</summary>
     private Tensor Heads(Tensor projected, int heads, RmsNorm? headNorm, long batch, long length)
     {
         var split = projected.view(batch, length, heads, _headDim);
-        if (headNorm is not null) split = headNorm.forward(split);
-        return split.transpose(1, 2);
+        return headNorm is null ? split : headNorm.forward(split);
     }
 }
