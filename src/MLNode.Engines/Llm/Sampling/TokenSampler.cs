@@ -26,8 +26,9 @@ public static class TokenSampler
 
     /// <summary>
     /// The next token of every row of <paramref name="logits"/> [B, V]. Greedy rows (whose raw and processed
-    /// distributions coincide) share one log-softmax, one top-k and one copy to the host, instead of several
-    /// round trips per sequence; sampled rows go through <see cref="Next"/> one by one.
+    /// distributions coincide) share one <see cref="BatchLogprobs.Compute"/> — a fused kernel on the GPU — and
+    /// one copy to the host, instead of several round trips per sequence; sampled rows go through
+    /// <see cref="Next"/> one by one.
     /// </summary>
     public static TokenLogprob[] NextBatch(Tensor logits, IReadOnlyList<SamplingParams> p, IReadOnlyList<int> steps, IReadOnlyList<int?> forced)
     {
@@ -36,21 +37,19 @@ public static class TokenSampler
         if (greedy.Length > 0)
         {
             using var scope = NewDisposeScope();
-            var raw = logits.index_select(0, tensor(greedy.Select(i => (long)i).ToArray(), device: logits.device)).log_softmax(-1);
+            var rows = greedy.Length == p.Count ? logits : logits.index_select(0, tensor(greedy.Select(i => (long)i).ToArray(), device: logits.device));
             var k = Math.Max(1, greedy.Max(i => p[i].TopLogprobs));
-            var (values, ids) = raw.topk(k);
             var chosen = tensor(greedy.Select(i => (long)(forced[i] ?? -1)).ToArray(), device: logits.device);
-            chosen = where(chosen < 0, ids[TensorIndex.Colon, 0], chosen);
-            var chosenLogprob = raw.gather(1, chosen.unsqueeze(1)).squeeze(1);
+            var (values, ids, chosenLogprob, argmax) = BatchLogprobs.Compute(rows, k, chosen);
             var v = values.cpu().data<float>().ToArray();
             var t = ids.cpu().data<long>().ToArray();
-            var c = chosen.cpu().data<long>().ToArray();
+            var a = argmax.cpu().data<long>().ToArray();
             var cl = chosenLogprob.cpu().data<float>().ToArray();
             for (var row = 0; row < greedy.Length; row++)
             {
                 var i = greedy[row];
                 var top = Enumerable.Range(row * k, p[i].TopLogprobs).Select(j => ((int)t[j], v[j])).ToList();
-                result[i] = new TokenLogprob((int)c[row], cl[row], top);
+                result[i] = new TokenLogprob(forced[i] ?? (int)a[row], cl[row], top);
             }
         }
         for (var i = 0; i < p.Count; i++)
