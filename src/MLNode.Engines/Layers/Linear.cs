@@ -4,22 +4,33 @@ using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
 
-/// <summary>y = x Wᵀ (+ b), with the checkpoint's <c>weight</c> [out, in] and optional <c>bias</c>.</summary>
+/// <summary>
+/// y = x Wᵀ (+ b), with the checkpoint's <c>weight</c> [out, in] and optional <c>bias</c>. A block-scaled FP8
+/// checkpoint whose weight source keeps FP8 (on a GPU with the native kernels) leaves W as E4M3 bits with its
+/// <c>weight_scale_inv</c> (<see cref="Fp8BlockWeight"/>); everywhere else W arrives in the activation dtype.
+/// </summary>
 public sealed class Linear : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Parameter weight;
+    private readonly Parameter? weight_scale_inv;
     private readonly Parameter? bias;
 #pragma warning restore IDE1006
+    private readonly Fp8BlockWeight? _fp8;
 
     public Linear(WeightSource w, string prefix, long inFeatures, long outFeatures, bool hasBias = false) : base(prefix)
     {
-        weight = w.Parameter($"{prefix}.weight", outFeatures, inFeatures);
+        _fp8 = w.Fp8Weight($"{prefix}.weight", outFeatures, inFeatures);
+        weight = _fp8?.Bits ?? w.Parameter($"{prefix}.weight", outFeatures, inFeatures);
+        weight_scale_inv = _fp8?.ScaleInv;
         bias = hasBias ? w.Parameter($"{prefix}.bias", outFeatures) : null;
         RegisterComponents();
     }
 
     public long OutFeatures => weight.shape[0];
 
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
+    /// <summary>True when W stays in FP8 (E4M3 bits and block scales) rather than the activation dtype.</summary>
+    public bool IsFp8 => _fp8 is not null;
+
+    public override Tensor forward(Tensor x) => _fp8 is null ? nn.functional.linear(x, weight, bias) : _fp8.Linear(x, bias);
 }

@@ -1,4 +1,5 @@
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,37 +16,65 @@ public abstract class WeightSource(Device device, ScalarType dtype)
     public Device Device { get; } = device;
     public ScalarType DType { get; } = dtype;
 
-    public Parameter Parameter(string name, params long[] shape)
-    {
-        var tensor = Load(name, shape);
-        if (!tensor.shape.SequenceEqual(shape))
-        {
-            var actual = string.Join("×", tensor.shape);
-            tensor.Dispose();
-            throw new InvalidDataException($"tensor {name} has shape [{actual}], the architecture expects [{string.Join("×", shape)}]");
-        }
-        return new Parameter(tensor, requires_grad: false);
-    }
+    public Parameter Parameter(string name, params long[] shape) => new(WithShape(name, Load(name, shape), shape), requires_grad: false);
+
+    /// <summary>
+    /// The linear weight <paramref name="name"/> [out, in] as block-scaled FP8, where this source keeps FP8 checkpoints
+    /// as they are; null where the weight is dense or is dequantised on loading, and <see cref="Parameter"/> gives it.
+    /// </summary>
+    public virtual Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures) => null;
 
     protected abstract Tensor Load(string name, long[] shape);
+
+    /// <summary>The tensor, or a refusal naming it when its shape is not the architecture's.</summary>
+    protected static Tensor WithShape(string name, Tensor tensor, long[] shape)
+    {
+        if (tensor.shape.SequenceEqual(shape)) return tensor;
+        var actual = string.Join("×", tensor.shape);
+        tensor.Dispose();
+        throw new InvalidDataException($"tensor {name} has shape [{actual}], the architecture expects [{string.Join("×", shape)}]");
+    }
 }
 
-/// <summary>Weights read from a safetensors checkpoint.</summary>
+/// <summary>
+/// Weights read from a safetensors checkpoint. Block-scaled FP8 weights (E4M3 with a <c>weight_scale_inv</c> grid of
+/// 128×128 blocks) stay FP8 on a GPU with the native kernels, which multiply them as they are; elsewhere they are
+/// dequantised to the model dtype on loading.
+/// </summary>
 public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, ScalarType dtype) : WeightSource(device, dtype)
 {
-    /// <summary>
-    /// FP8 block-quantised weights (e4m3 with a <c>weight_scale_inv</c> grid) are dequantised to the model
-    /// dtype here; a fused FP8 GEMM replaces this on GPUs that have the native kernels.
-    /// </summary>
+    private bool KeepsFp8 => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable;
+
+    public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures)
+    {
+        if (!KeepsFp8 || !IsBlockScaledFp8(name)) return null;
+        var bits = WithShape(name, checkpoint.Load(name, Device), [outFeatures, inFeatures]);
+        var scaleInv = checkpoint.Load(ScaleName(name), Device);
+        try
+        {
+            return new Fp8BlockWeight(bits, scaleInv);
+        }
+        catch (ArgumentException e)
+        {
+            bits.Dispose();
+            scaleInv.Dispose();
+            throw new InvalidDataException($"checkpoint in {checkpoint.Folder}, {name}: {e.Message}", e);
+        }
+    }
+
     protected override Tensor Load(string name, long[] shape)
     {
         if (!checkpoint.Contains(name))
             throw new InvalidDataException($"checkpoint in {checkpoint.Folder} has no tensor {name}");
-        var scale = $"{name}_scale_inv";
-        return checkpoint.GetInfo(name).DType == SafetensorsDType.F8E4M3 && checkpoint.Contains(scale)
+        return IsBlockScaledFp8(name)
             ? checkpoint.LoadFp8BlockScaled(name, DType, Device)
             : checkpoint.Load(name, Device, DType);
     }
+
+    private bool IsBlockScaledFp8(string name) =>
+        checkpoint.Contains(name) && checkpoint.GetInfo(name).DType == SafetensorsDType.F8E4M3 && checkpoint.Contains(ScaleName(name));
+
+    private static string ScaleName(string weight) => $"{weight}_scale_inv";
 }
 
 /// <summary>

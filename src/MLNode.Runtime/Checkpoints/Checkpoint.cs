@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using System.Text.Json;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MLNode.Runtime.Checkpoints;
@@ -74,10 +73,8 @@ public sealed class Checkpoint : IDisposable
             throw new InvalidDataException(
                 $"{Folder}: '{scaleName}' is {scale.DType.FormatName()} [{string.Join(',', scale.Shape)}]; [{rows},{cols}] in {blockRows}×{blockCols} blocks needs F32 [{string.Join(',', scaleShape)}]");
 
-        var values = new float[weight.ElementCount];
-        Fp8BlockDequantizer.Dequantize(
-            GetBytes(weightName), MemoryMarshal.Cast<byte, float>(GetBytes(scaleName)), rows, cols, values, blockRows, blockCols);
-        return TorchTensorLoader.ToDeviceAndType(torch.tensor(values, [rows, cols]), device, dtype);
+        return Fp8BlockDequantizer.ToTensor(
+            GetBytes(weightName), MemoryMarshal.Cast<byte, float>(GetBytes(scaleName)), rows, cols, dtype, device, blockRows, blockCols);
     }
 
     public void Dispose()

@@ -1,3 +1,6 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
 namespace MLNode.Runtime.Checkpoints;
 
 /// <summary>
@@ -31,6 +34,19 @@ public static class Fp8BlockDequantizer
             for (var col = 0; col < cols; col++)
                 target[col] = Fp8E4M3.ToFloat(source[col]) * scaleRow[col / blockCols];
         }
+    }
+
+    /// <summary>
+    /// <see cref="Dequantize(ReadOnlySpan{byte}, ReadOnlySpan{float}, int, int, Span{float}, int, int)"/> into a new
+    /// [rows, cols] tensor of <paramref name="dtype"/> on <paramref name="device"/> (rounded once from float32).
+    /// </summary>
+    public static Tensor ToTensor(
+        ReadOnlySpan<byte> weight, ReadOnlySpan<float> scaleInv, int rows, int cols, ScalarType dtype, Device? device = null,
+        int blockRows = DefaultBlockSize, int blockCols = DefaultBlockSize)
+    {
+        var values = new float[(long)rows * cols];
+        Dequantize(weight, scaleInv, rows, cols, values, blockRows, blockCols);
+        return TorchTensorLoader.ToDeviceAndType(torch.tensor(values, [rows, cols]), device, dtype);
     }
 
     /// <summary>How many blocks of <paramref name="blockSize"/> cover <paramref name="length"/>: the scale tensor's extent.</summary>

@@ -1,0 +1,106 @@
+"""Block-scaled FP8 E4M3 weights (kernels/fp8_gemm.cu) against PyTorch on the same inputs.
+
+- dequantisation: ours vs w.view(float8_e4m3fn).float() * scales expanded to [out, in] (expanded once, outside the
+  timing), rounded to bf16; both must agree bit for bit. bytes = out·in·(1 + 2).
+- y = x·Wᵀ for M rows of x on Qwen3-8B / Qwen3-235B-A22B shapes: the fused kernel (M ≤ its max rows) and
+  dequantise-into-scratch + F.linear, each against F.linear with a bf16 weight (what an FP8 model replaces).
+  flops = 2·M·in·out; bytes (the fused kernel) = out·in fp8 + scales + M·(in + out) bf16.
+- THRESHOLD lines: per shape, the largest M up to which the fused kernel beats dequantise + F.linear; the
+  smallest of them is the value for Fp8BlockWeight.FusedMaxRows.
+
+Run from the repository root: MLNODE_KERNELS=build python3 benchmarks/kernels/fp8.py
+"""
+import ctypes, os, sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import native  # noqa: E402
+
+BLOCK = 128
+# (out, in) of one linear: Qwen3-8B MLP up/gate and down, its LM head; Qwen3-235B-A22B attention q and one expert.
+SHAPES = [(12288, 4096), (4096, 12288), (151936, 4096), (8192, 4096), (1536, 4096), (4096, 1536)]
+ROWS = [1, 2, 4, 8, 16, 64, 512, 4096]
+
+lib = native.library()
+lib.mlnode_fp8_dequantize.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
+                                      ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+lib.mlnode_fp8_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                  ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+lib.mlnode_fp8_linear_max_rows.restype = ctypes.c_int32
+MAX_ROWS = lib.mlnode_fp8_linear_max_rows()
+
+
+def dequantize(w, s, out):
+    native.check(lib, lib.mlnode_fp8_dequantize(native.ptr(w), native.ptr(s), w.shape[0], w.shape[1], BLOCK, BLOCK,
+                                                native.ptr(out), native.DTYPE[out.dtype], native.stream()), "mlnode_fp8_dequantize")
+
+
+def fused(x, w, s, y):
+    native.check(lib, lib.mlnode_fp8_linear(native.ptr(x), native.ptr(w), native.ptr(s), x.shape[0], w.shape[1], w.shape[0],
+                                            BLOCK, BLOCK, native.ptr(y), native.DTYPE[y.dtype], native.stream()), "mlnode_fp8_linear")
+
+
+def random_fp8(out, inp):
+    w = torch.randint(0, 256, (out, inp), dtype=torch.uint8, device="cuda")
+    w[(w & 0x7F) == 0x7F] = 0  # no NaN codes
+    s = torch.rand((out + BLOCK - 1) // BLOCK, (inp + BLOCK - 1) // BLOCK, device="cuda") * 1e-3 + 1e-4
+    return w, s
+
+
+def main():
+    torch.manual_seed(0)
+    for out, inp in SHAPES:
+        shape = f"[{inp}->{out}]"
+        w, s = random_fp8(out, inp)
+        expanded = s.repeat_interleave(BLOCK, 0)[:out].repeat_interleave(BLOCK, 1)[:, :inp].contiguous()
+        dense = torch.empty(out, inp, dtype=torch.bfloat16, device="cuda")
+
+        def torch_dequantize():
+            return (w.view(torch.float8_e4m3fn).float() * expanded).to(torch.bfloat16)
+
+        dequantize(w, s, dense)
+        reference = torch_dequantize()
+        mismatches = (dense.view(torch.int16) != reference.view(torch.int16)).sum().item()
+        print(f"dequantize {shape}: {mismatches} bf16 values differ from torch", flush=True)
+        assert mismatches == 0
+        native.report("fp8_dequantize", shape, native.time_ms(lambda: dequantize(w, s, dense)), native.time_ms(torch_dequantize),
+                      bytes_moved=out * inp * 3)
+
+        fused_wins = []
+        for m in ROWS:
+            x = torch.randn(m, inp, dtype=torch.bfloat16, device="cuda")
+            flops = 2 * m * inp * out
+            bf16_ms = native.time_ms(lambda: F.linear(x, dense))
+            scratch = torch.empty_like(dense)
+
+            def dequantize_matmul():
+                dequantize(w, s, scratch)
+                return F.linear(x, scratch)
+
+            dense_ms = native.time_ms(dequantize_matmul)
+            native.report("fp8_dequantize_matmul", f"{shape} M={m}", dense_ms, bf16_ms, flops=flops)
+            if m > MAX_ROWS:
+                continue
+            y = torch.empty(m, out, dtype=torch.bfloat16, device="cuda")
+            fused(x, w, s, y)
+            exact = x.float() @ (w.view(torch.float8_e4m3fn).float() * expanded).t()
+            relative = ((y.float() - exact).abs().max() / exact.abs().max()).item()
+            print(f"fused {shape} M={m}: max |y - x·Wᵀ| / max |x·Wᵀ| = {relative:.2e}", flush=True)
+            assert relative < 2 ** -7, "fused GEMM disagrees with the float32 product beyond bf16 rounding"
+            fused_ms = native.time_ms(lambda: fused(x, w, s, y))
+            native.report("fp8_linear_fused", f"{shape} M={m}", fused_ms, bf16_ms,
+                          bytes_moved=out * inp + s.numel() * 4 + m * (inp + out) * 2, flops=flops)
+            fused_wins.append((m, fused_ms < dense_ms))
+        threshold = 0
+        for m, wins in fused_wins:
+            if not wins:
+                break
+            threshold = m
+        print(f"THRESHOLD {shape}: fused beats dequantise + F.linear up to M = {threshold}", flush=True)
+
+
+if __name__ == "__main__":
+    with torch.no_grad():
+        main()

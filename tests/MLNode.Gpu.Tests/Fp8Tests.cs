@@ -1,0 +1,178 @@
+using MLNode.Engines.Layers;
+using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Gpu.Tests;
+
+/// <summary>
+/// The FP8 kernels (kernels/fp8_gemm.cu) against their references: dequantisation bit for bit with
+/// <see cref="Fp8BlockDequantizer"/>; the fused GEMM and the FP8 <see cref="Linear"/> within a bound derived from
+/// float32 accumulation and the final rounding (see <see cref="AssertWithinProductBound"/>).
+/// </summary>
+public sealed class Fp8Tests : IDisposable
+{
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("mlnode-fp8-gpu-");
+
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    public static TheoryData<int, int, ScalarType> DequantizeCases => new()
+    {
+        { 130, 260, ScalarType.BFloat16 }, // cols not a multiple of 16: the one-element path
+        { 200, 272, ScalarType.BFloat16 }, // 16-column path with partial blocks on both axes
+        { 200, 272, ScalarType.Float16 },
+        { 200, 272, ScalarType.Float32 },
+        { 1, 16, ScalarType.BFloat16 },
+        { 257, 1040, ScalarType.BFloat16 },
+        { 128, 128, ScalarType.Float32 },
+        { 70000, 32, ScalarType.BFloat16 }, // more rows than one grid dimension holds (65535): the row loop
+    };
+
+    [Theory]
+    [MemberData(nameof(DequantizeCases))]
+    public void Dequantize_is_bit_exact_with_the_reference(int rows, int cols, ScalarType dtype)
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        var (bits, scales) = RandomFp8(rows, cols, seed: rows + cols, withNaN: true);
+        var expected = Fp8BlockDequantizer.ToTensor(bits, scales, rows, cols, dtype);
+        var output = empty([rows, cols], dtype, cuda);
+
+        NativeKernels.Fp8Dequantize(Bits(bits, rows, cols, cuda), Scales(scales, rows, cols, cuda), 128, 128, output);
+
+        // Widening to float32 is exact and one-to-one, so equal float32 bits mean equal bits in the output type.
+        var ours = output.to_type(ScalarType.Float32).cpu().data<float>().ToArray();
+        var reference = expected.to_type(ScalarType.Float32).data<float>().ToArray();
+        for (var i = 0; i < ours.Length; i++)
+        {
+            var same = float.IsNaN(reference[i]) ? float.IsNaN(ours[i]) : BitConverter.SingleToInt32Bits(ours[i]) == BitConverter.SingleToInt32Bits(reference[i]);
+            Assert.True(same, $"[{i / cols}, {i % cols}] (byte 0x{bits[i]:X2}, scale {scales[i / cols / 128 * Fp8BlockDequantizer.ScaleBlocks(cols, 128) + i % cols / 128]:R}): kernel {ours[i]:R} (0x{BitConverter.SingleToInt32Bits(ours[i]):X8}), reference {reference[i]:R} (0x{BitConverter.SingleToInt32Bits(reference[i]):X8})");
+        }
+    }
+
+    public static TheoryData<int, ScalarType> FusedCases => new()
+    {
+        { 1, ScalarType.BFloat16 }, { 3, ScalarType.BFloat16 }, { 8, ScalarType.BFloat16 }, { 16, ScalarType.BFloat16 },
+        { 5, ScalarType.Float16 }, { 2, ScalarType.Float32 },
+    };
+
+    [Theory]
+    [MemberData(nameof(FusedCases))]
+    public void Fused_linear_matches_the_product_of_the_dequantised_weight(int m, ScalarType dtype)
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        const int Out = 301, In = 1040; // a partial group of 4 features, partial blocks on both axes
+        var (bits, scales) = RandomFp8(Out, In, seed: m, withNaN: false);
+        var x = randn([m, In], generator: new Generator((ulong)m)).to_type(dtype);
+        var dense = Fp8BlockDequantizer.ToTensor(bits, scales, Out, In, ScalarType.Float32);
+        var y = empty([m, Out], dtype, cuda);
+
+        NativeKernels.Fp8Linear(x.to(cuda), Bits(bits, Out, In, cuda), Scales(scales, Out, In, cuda), 128, 128, y);
+
+        AssertWithinProductBound(x, dense, null, y, dtype, "fused kernel");
+        // libtorch's own GEMM on the same dequantised weight meets the same bound, so the two agree within twice it.
+        AssertWithinProductBound(x, dense, null, nn.functional.linear(x.to(cuda), dense.to(dtype).to(cuda)), dtype, "libtorch GEMM");
+    }
+
+    [Fact]
+    public void Fused_linear_refuses_more_rows_than_it_takes()
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        var rows = NativeKernels.Fp8LinearMaxRows + 1;
+        var error = Assert.Throws<NativeKernelException>(() => NativeKernels.Fp8Linear(
+            zeros([rows, 128], ScalarType.BFloat16, cuda), zeros([64, 128], ScalarType.Byte, cuda), ones([1, 1], device: cuda), 128, 128,
+            empty([rows, 64], ScalarType.BFloat16, cuda)));
+        Assert.Contains($"m {rows} is outside", error.Message);
+        Assert.True(Fp8BlockWeight.FusedMaxRows <= NativeKernels.Fp8LinearMaxRows);
+    }
+
+    [Fact]
+    public void Fp8_linear_on_cuda_matches_the_cpu_reference()
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        const int Out = 300, In = 272;
+        var (bits, scales) = RandomFp8(Out, In, seed: 7, withNaN: false);
+        var bias = randn([Out], generator: new Generator(8));
+        SafetensorsWriter.Write(Path.Combine(_folder.FullName, "model.safetensors"),
+        [
+            new SafetensorsEntry("proj.weight", SafetensorsDType.F8E4M3, [Out, In], bits),
+            new SafetensorsEntry("proj.weight_scale_inv", SafetensorsDType.F32, [3, 3], scales.SelectMany(BitConverter.GetBytes).ToArray()),
+            new SafetensorsEntry("proj.bias", SafetensorsDType.F32, [Out], bias.data<float>().ToArray().SelectMany(BitConverter.GetBytes).ToArray()),
+        ]);
+        using var checkpoint = Checkpoint.Open(_folder.FullName);
+        var onGpu = new Linear(new CheckpointWeights(checkpoint, cuda, ScalarType.BFloat16), "proj", In, Out, hasBias: true);
+        var onCpu = new Linear(new CheckpointWeights(checkpoint, CPU, ScalarType.Float32), "proj", In, Out, hasBias: true);
+        Assert.True(onGpu.IsFp8, "the CUDA weight source should keep the FP8 weight");
+        Assert.False(onCpu.IsFp8, "the CPU weight source should dequantise on loading");
+        var dense = Fp8BlockDequantizer.ToTensor(bits, scales, Out, In, ScalarType.Float32);
+
+        // 1 and 7 rows take the fused kernel, 33 and 600 dequantise into a temporary and use the dense GEMM.
+        foreach (var rows in new[] { 1, 7, 33, 600 })
+        {
+            var x = randn([1, rows, In], generator: new Generator((ulong)rows)).to_type(ScalarType.BFloat16);
+            var y = onGpu.forward(x.to(cuda));
+            Assert.Equal([1L, rows, Out], y.shape);
+            AssertWithinProductBound(x[0], dense, bias, y[0], ScalarType.BFloat16, $"{rows} rows on CUDA");
+            AssertWithinProductBound(x[0], dense, bias, onCpu.forward(x.to_type(ScalarType.Float32))[0], ScalarType.Float32, $"{rows} rows on the CPU");
+        }
+    }
+
+    /// <summary>
+    /// |y − x·Wᵀ − b| ≤ u·|x·Wᵀ + b| + (2u + n·2⁻²⁴)·(|x|·|W|ᵀ + |b|) + tiny, elementwise, against the exact product in
+    /// float64, u the unit roundoff of the output type (2⁻⁸ bf16, 2⁻¹¹ f16, 2⁻²⁴ f32). The first term is the one rounding
+    /// of the result. 2u·(|x|·|W|ᵀ + |b|) covers W and b rounded to that type first (the dequantise-then-GEMM path; the
+    /// fused kernel keeps W exact in float32) plus cuBLAS rounding split-K partial sums to that type (PyTorch allows it
+    /// for bf16/f16 by default). n·2⁻²⁴·(…) is the classic bound on a float32 sum of n = in + 1 terms in any order
+    /// (Higham's γₙ), so any split of the sum over threads and blocks passes.
+    /// </summary>
+    private static void AssertWithinProductBound(Tensor x, Tensor w, Tensor? bias, Tensor y, ScalarType dtype, string what)
+    {
+        using var scope = NewDisposeScope();
+        var (x64, w64) = (x.cpu().to_type(ScalarType.Float64), w.cpu().to_type(ScalarType.Float64));
+        var exact = x64.mm(w64.t());
+        var magnitude = x64.abs().mm(w64.abs().t());
+        if (bias is not null)
+        {
+            var b64 = bias.cpu().to_type(ScalarType.Float64);
+            exact += b64;
+            magnitude += b64.abs();
+        }
+        var unit = dtype switch { ScalarType.BFloat16 => Math.Pow(2, -8), ScalarType.Float16 => Math.Pow(2, -11), _ => Math.Pow(2, -24) };
+        var bound = exact.abs() * unit + magnitude * (2 * unit + (x.shape[1] + 1) * Math.Pow(2, -24)) + 1e-30;
+        var error = (y.cpu().to_type(ScalarType.Float64) - exact).abs();
+        var over = (error > bound).nonzero();
+        if (over.shape[0] == 0) return;
+        var (row, col) = (over[0, 0].item<long>(), over[0, 1].item<long>());
+        Assert.Fail($"{what}: {over.shape[0]} of {error.numel()} outputs outside the bound; first [{row}, {col}]: got {y.cpu()[row, col].to_type(ScalarType.Float64).item<double>():R}, exact {exact[row, col].item<double>():R}, bound {bound[row, col].item<double>():R}");
+    }
+
+    private static Tensor Bits(byte[] bits, int rows, int cols, Device device) => tensor(bits, [rows, cols]).to(device);
+
+    private static Tensor Scales(float[] scales, int rows, int cols, Device device) =>
+        tensor(scales, [Fp8BlockDequantizer.ScaleBlocks(rows, 128), Fp8BlockDequantizer.ScaleBlocks(cols, 128)]).to(device);
+
+    /// <summary>
+    /// Random E4M3 bytes (every code, NaN included when asked; otherwise NaN codes become zero) and block scales
+    /// spread over 2⁻²⁰…2⁴, the first one tiny enough (2⁻¹³⁰) that products fall below float32's normal range.
+    /// </summary>
+    private static (byte[] Bits, float[] Scales) RandomFp8(int rows, int cols, int seed, bool withNaN)
+    {
+        var random = new Random(seed);
+        var bits = new byte[rows * cols];
+        random.NextBytes(bits);
+        if (!withNaN)
+        {
+            for (var i = 0; i < bits.Length; i++)
+                if ((bits[i] & 0x7F) == 0x7F) bits[i] = 0;
+        }
+        var scales = new float[Fp8BlockDequantizer.ScaleBlocks(rows, 128) * Fp8BlockDequantizer.ScaleBlocks(cols, 128)];
+        for (var i = 0; i < scales.Length; i++)
+            scales[i] = (float)((1 + random.NextDouble()) * Math.Pow(2, random.Next(-20, 4)));
+        if (withNaN) scales[0] = MathF.ScaleB(1.5f, -130);
+        return (bits, scales);
+    }
+}
