@@ -3,6 +3,7 @@ using MLNode.Engines.Llm;
 using MLNode.Engines.Poc;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
 using MLNode.Tests;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -90,6 +91,16 @@ public class PocArtifactsTests
             }
         }
         TestContext.Current.TestOutputHelper?.WriteLine($"d {d} k {k} {dtype} B {batch}: {offByOne} of {batch * k} float16 values one ulp off the reference");
+    }
+
+    [Fact]
+    public void Kernel_refuses_hidden_rows_that_are_not_floating_point()
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        var round = new PocRound("TEST_BLOCK", "test_pub_keys", SeqLen: 1, HiddenSize: 64);
+        var error = Assert.Throws<NativeKernelException>(() => ArtifactBatch.RunKernel(round, [0, 1], zeros([2, 64], ScalarType.Int32, cuda)));
+        Assert.Contains("not a floating type", error.Message);
     }
 
     public static TheoryData<string, string> FixtureCases()
