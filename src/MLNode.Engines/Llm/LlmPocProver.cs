@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using MLNode.Engines.Hosting;
+using MLNode.Engines.Poc;
 using MLNode.Protocol.Poc;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -49,7 +50,7 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         Stages.InputSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
         started = Stopwatch.GetTimestamp();
 
-        float[] last;
+        List<PocArtifact> artifacts;
         using (NewDisposeScope())
         {
             // Upload first and cast on the device (libtorch would cast on the CPU during the copy); on the
@@ -60,19 +61,10 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
             Stages.UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
             var vectors = LayerVectors(round.BlockHash, dtype, device);
             var hidden = model.Hidden(x, (layer, h) => Reflect(h, vectors[layer]));
-            last = hidden[TensorIndex.Colon, -1, TensorIndex.Colon].to(ScalarType.Float32).cpu().data<float>().ToArray();
+            artifacts = ArtifactBatch.Encode(round, nonces, hidden[TensorIndex.Colon, -1, TensorIndex.Colon]);
         }
 
         Stages.ForwardSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
-
-        var artifacts = new List<PocArtifact>(batch);
-        for (var i = 0; i < batch; i++)
-        {
-            var row = last.AsSpan(i * width, width);
-            // Non-finite hidden states produce no artifact, as the reference drops NaN rows.
-            if (ArtifactEncoder.IsFinite(row))
-                artifacts.Add(new PocArtifact(nonces[i], ArtifactEncoder.Encode(round, nonces[i], row)));
-        }
         return artifacts;
     }
 

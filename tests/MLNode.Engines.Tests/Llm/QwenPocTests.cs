@@ -1,4 +1,3 @@
-using System.Text.Json;
 using MLNode.Engines.Llm;
 using MLNode.Protocol.Poc;
 using MLNode.Tests;
@@ -8,14 +7,10 @@ namespace MLNode.Engines.Tests.Llm;
 
 /// <summary>
 /// PoC v2 artifacts of the served model against Gonka's reference (poc_reference.json, computed with
-/// the reference node's primitives and hooks on the same checkpoints). The network's tolerance is an
-/// L2 distance between 12-dim unit vectors: 0.02 is the reference node's default dist_threshold and
-/// the fixture README's bar for every nonce, in fp32 and in bf16.
+/// the reference node's primitives and hooks on the same checkpoints), within <see cref="PocReference.MaxL2"/>.
 /// </summary>
 public sealed class QwenPocTests
 {
-    private const double MaxL2 = 0.02;
-
     public static TheoryData<string, string, string> Cases()
     {
         var data = new TheoryData<string, string, string>();
@@ -30,48 +25,23 @@ public sealed class QwenPocTests
         return data;
     }
 
-    private sealed record Reference(PocRound Round, long[] Nonces, Dictionary<long, string> Artifacts);
-
-    private static Reference Load(string model, string section, int hiddenSize)
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Fixtures.Path("llm", model, "poc_reference.json")));
-        var root = doc.RootElement;
-        var seqLen = root.GetProperty("seq_len").GetInt32();
-        var artifacts = root.GetProperty(section);
-        if (artifacts.ValueKind == JsonValueKind.Object)
-        {
-            seqLen = artifacts.GetProperty("seq_len").GetInt32();
-            artifacts = artifacts.GetProperty("artifacts");
-        }
-        var map = artifacts.EnumerateArray().ToDictionary(a => a.GetProperty("nonce").GetInt64(), a => a.GetProperty("vector_b64").GetString()!);
-        var round = new PocRound(root.GetProperty("block_hash").GetString()!, root.GetProperty("public_key").GetString()!, seqLen, hiddenSize,
-            root.GetProperty("k_dim").GetInt32(), StrongRng: section.Contains("strong"));
-        return new Reference(round, [.. map.Keys.Order()], map);
-    }
-
     private static async Task<IReadOnlyList<PocArtifact>> Prove(string model, ScalarType dtype, PocRound round, long[] nonces)
     {
         var prover = new LlmPocProver(TinyModels.Get(model, dtype));
         return await prover.ComputeAsync(round, nonces, TestContext.Current.CancellationToken);
     }
 
-    private static double L2(string a, string b)
-    {
-        var (x, y) = (ArtifactCodec.Decode(a), ArtifactCodec.Decode(b));
-        return Math.Sqrt(x.Zip(y, (p, q) => (double)(p - q) * (p - q)).Sum());
-    }
-
     [Theory]
     [MemberData(nameof(Cases))]
     public async Task Every_artifact_is_within_the_network_tolerance_of_the_reference(string model, string section, string dtype)
     {
-        var reference = Load(model, section, TinyModels.Get(model, ScalarType.Float32).Config.HiddenSize);
+        var reference = PocReference.Load(model, section, TinyModels.Get(model, ScalarType.Float32).Config.HiddenSize);
         var ours = await Prove(model, dtype == "fp32" ? ScalarType.Float32 : ScalarType.BFloat16, reference.Round, reference.Nonces);
         Assert.Equal(reference.Nonces, ours.Select(a => a.Nonce));
         foreach (var artifact in ours)
         {
-            var distance = L2(artifact.VectorB64, reference.Artifacts[artifact.Nonce]);
-            Assert.True(distance <= MaxL2, $"{model} {section} as {dtype}: nonce {artifact.Nonce} L2 {distance:F4}");
+            var distance = PocReference.L2(artifact.VectorB64, reference.Artifacts[artifact.Nonce]);
+            Assert.True(distance <= PocReference.MaxL2, $"{model} {section} as {dtype}: nonce {artifact.Nonce} L2 {distance:F4}");
         }
     }
 
@@ -84,8 +54,8 @@ public sealed class QwenPocTests
     public async Task Validation_accepts_the_reference_and_detects_the_impostor(string model)
     {
         var hidden = TinyModels.Get(model, ScalarType.Float32).Config.HiddenSize;
-        var honest = Load(model, "fp32", hidden);
-        var impostor = Load(model, "impostor_fp32", hidden);
+        var honest = PocReference.Load(model, "fp32", hidden);
+        var impostor = PocReference.Load(model, "impostor_fp32", hidden);
         var computed = await Prove(model, ScalarType.BFloat16, honest.Round, honest.Nonces);
         var test = new PocStatTest(DistThreshold: 0.2, PMismatch: 0.1, FraudThreshold: 0.05);
 

@@ -41,6 +41,33 @@ public class HaarRotationTests
     }
 
     [Fact]
+    public void UnitVectors_AreTheReflectionsApplyUses()
+    {
+        var round = new PocRound("TEST_BLOCK", "test_pub_keys", SeqLen: 1, HiddenSize: 64);
+        var k = round.KDim;
+        var vectors = new float[HaarRotation.UnitVectorsLength(k)];
+        HaarRotation.UnitVectors(round, 5, vectors);
+
+        var x = PocRandom.Normal(98, k);
+        var reflected = x.ToArray();
+        for (var step = 0; step < k - 1; step++)
+        {
+            var w = vectors.AsSpan(step * k, k);
+            Assert.Equal(1.0, Math.Sqrt(w.ToArray().Sum(a => (double)a * a)), 1e-6);
+            Householder.Reflect(reflected, w);
+        }
+        HaarRotation.Apply(round, 5, x);
+        Assert.Equal(x, reflected);
+    }
+
+    [Fact]
+    public void UnitVectors_RejectsADestinationOfAnotherLength()
+    {
+        var round = new PocRound("TEST_BLOCK", "test_pub_keys", SeqLen: 1, HiddenSize: 64);
+        Assert.Throws<ArgumentException>(() => HaarRotation.UnitVectors(round, 0, new float[11 * 11]));
+    }
+
+    [Fact]
     public void Apply_RejectsAVectorOfAnotherLength()
     {
         var round = new PocRound("TEST_BLOCK", "test_pub_keys", SeqLen: 1, HiddenSize: 64);
