@@ -20,8 +20,9 @@ public class RmsNormTests
         var cuda = Gpu.Require();
         using var scope = NewDisposeScope();
         var norm = new RmsNorm(new RandomWeights(cuda, dtype, seed: 7), "norm", width, 1e-6);
-        norm.parameters().Single().copy_(rand(width, generator: new Generator(5, cuda), device: cuda) + 0.5);
-        var x = (randn(rows, width, generator: new Generator(11, cuda), device: cuda) * 3).to(dtype);
+        // Inputs are drawn on the CPU: TorchSharp's Generator(seed, device) is a CPU generator whatever the device.
+        norm.parameters().Single().copy_(rand(width, generator: new Generator(5)) + 0.5);
+        var x = (randn(rows, width, generator: new Generator(11)) * 3).to(dtype).to(cuda);
 
         var ours = norm.forward(x).to(ScalarType.Float32);
         var reference = norm.Reference(x).to(ScalarType.Float32);

@@ -20,7 +20,7 @@ public class RotaryTests
         var (cos, sin) = rope.Tables(positions, dtype);
         long[] tableShape = decode ? [batch, 1, 1, dim] : [1, length, 1, dim];
         (cos, sin) = (cos.view(tableShape), sin.view(tableShape));
-        var x = randn([batch, length, heads, dim], generator: new Generator(3, cuda), device: cuda).to(dtype);
+        var x = randn([batch, length, heads, dim], generator: new Generator(3)).to(dtype).to(cuda);
 
         var ours = RotaryEmbedding.Apply(x, cos, sin);
         var reference = RotaryEmbedding.Reference(x, cos, sin);
