@@ -139,8 +139,9 @@ mlnode_status move_rows(const char* name, const void* source, void* destination,
 
 }  // namespace
 
-// timesteps[i], experts[i] (int64) of the nonce whose seed is seeds[i] (the uint32 seed32 values; host
-// timesteps[0..count) is the PoC timestep grid, each in [0, 1000); experts are 0 for t ≥ boundary, else 1).
+// timesteps[i] and experts[i] (int64, device) of the nonce whose seed32 is seeds[i] (uint32, device).
+// host_timesteps[0..count) is the schedule's grid in host memory, each entry in [0, 1000); the expert is
+// 0 (high-noise) for t ≥ boundary, else 1 (low-noise).
 MLNODE_API mlnode_status mlnode_wan_routing_derive(const uint32_t* seeds, int32_t batch, const int32_t* host_timesteps,
                                                    int32_t count, int32_t boundary, int64_t* timesteps,
                                                    int64_t* experts, void* stream) {
