@@ -5,6 +5,7 @@ using MLNode.Engines.Llm.ChatTemplates;
 using MLNode.Engines.Llm.Sampling;
 using MLNode.Engines.Llm.Tokenization;
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using TorchSharp;
@@ -30,6 +31,7 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         var logger = loggers.CreateLogger<LlmEngine>();
         var dtype = DTypes.Parse(request.Entry.Dtype);
         var model = Load(config, request.Folder, runtime.Device, dtype, logger, ct);
+        NativeKernels.LogOnce(logger);
         var tokenizer = File.Exists(Path.Combine(request.Folder, "tokenizer.json")) ? ByteLevelBpeTokenizer.FromDirectory(request.Folder) : null;
         if (tokenizer is null)
             logger.LogWarning("{Model}: no tokenizer.json; the OpenAI endpoints need one, PoC does not", request.Entry.Id);
