@@ -10,32 +10,17 @@
 #include <stdint.h>
 
 #include "mlnode_cuda.cuh"
+#include "poc_math.cuh"
 
 namespace {
+
+using mlnode::poc::mix;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxK = 64;
 constexpr float kNormEpsilon = 1e-8f;
 constexpr uint64_t kNoKey = ~0ull;
-
-__device__ __forceinline__ uint32_t rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-// The PoC hash (Murmur3.Mix): MurmurHash3 x86_32 of one block without the length step.
-__device__ __forceinline__ uint32_t mix(uint32_t key, uint32_t seed) {
-  uint32_t k = key * 0xCC9E2D51u;
-  k = rotl(k, 15);
-  k *= 0x1B873593u;
-  uint32_t h = seed ^ k;
-  h = rotl(h, 13);
-  h = h * 5u + 0xE6546B64u;
-  h ^= h >> 16;
-  h *= 0x85EBCA6Bu;
-  h ^= h >> 13;
-  h *= 0xC2B2AE35u;
-  h ^= h >> 16;
-  return h;
-}
 
 // Score in the high word, dimension in the low word: ordering keys orders scores, and the key names its
 // dimension. Scores never tie (mix is a bijection in the key), so neither do keys.

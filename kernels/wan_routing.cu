@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "mlnode_cuda.cuh"
+#include "poc_math.cuh"
 
 namespace {
 
@@ -22,28 +23,12 @@ struct Schedule {
   int32_t boundary;
 };
 
-// PoC v2's mix: the MurmurHash3 x86_32 block step and finaliser without the length step (MLNode.Protocol.Poc.Murmur3).
-__device__ __forceinline__ uint32_t murmur_mix(uint32_t key, uint32_t seed) {
-  uint32_t k = key * 0xCC9E2D51u;
-  k = (k << 15) | (k >> 17);
-  k *= 0x1B873593u;
-  uint32_t h = seed ^ k;
-  h = (h << 13) | (h >> 19);
-  h = h * 5u + 0xE6546B64u;
-  h ^= h >> 16;
-  h *= 0x85EBCA6Bu;
-  h ^= h >> 13;
-  h *= 0xC2B2AE35u;
-  h ^= h >> 16;
-  return h;
-}
-
 __global__ void derive_kernel(const uint32_t* __restrict__ seeds, int32_t batch, Schedule schedule,
                               int64_t* __restrict__ timesteps, int64_t* __restrict__ experts) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= batch) return;
   // floor(h · S / 2^32): the hash read as a fraction of 2^32, scaled to the grid; exact in 64 bits.
-  const uint32_t hash = murmur_mix(0u, seeds[row]);
+  const uint32_t hash = mlnode::poc::mix(0u, seeds[row]);
   const int index = (int)(((uint64_t)hash * (uint32_t)schedule.count) >> 32);
   const int32_t t = schedule.timesteps[index];
   timesteps[row] = t;

@@ -46,27 +46,43 @@ public static class PocInputs
         }
     }
 
+    /// <summary>
+    /// The seeds of every nonce's normal streams, nonce-major: one per nonce (weak RNG) or its
+    /// <see cref="PocSeeds.StrongSubSeedCount"/> sub-seeds (stronger RNG). The native kernel takes these.
+    /// </summary>
+    public static uint[] Seeds(PocRound round, ReadOnlySpan<long> nonces)
+    {
+        ArgumentNullException.ThrowIfNull(round);
+        var perNonce = StreamsPerNonce(round);
+        var seeds = new uint[nonces.Length * perNonce];
+        for (var i = 0; i < nonces.Length; i++)
+        {
+            if (round.StrongRng)
+                PocSeeds.StrongInput(round.BlockHash, round.PublicKey, nonces[i], seeds.AsSpan(i * perNonce, perNonce));
+            else
+                seeds[i] = PocSeeds.Input(round.BlockHash, round.PublicKey, nonces[i]);
+        }
+        return seeds;
+    }
+
+    private static int StreamsPerNonce(PocRound round) => round.StrongRng ? PocSeeds.StrongSubSeedCount : 1;
+
     /// <summary>A range of pairs of one normal stream that starts at <see cref="Offset"/> of the batch.</summary>
     private readonly record struct Chunk(uint Seed, long Offset, int Length, int FirstPair, int EndPair);
 
     private static Chunk[] Plan(PocRound round, ReadOnlySpan<long> nonces)
     {
+        // Each nonce's values are its streams one after the other: one of L·d values, or segments of
+        // ceil(L·d/8) values (the last shorter, empty ones skipped).
         var total = round.InputLength;
+        var streams = StreamsPerNonce(round);
+        var segment = (int)(((long)total + streams - 1) / streams);
+        var seeds = Seeds(round, nonces);
         var chunks = new List<Chunk>();
-        Span<uint> subSeeds = stackalloc uint[PocSeeds.StrongSubSeedCount];
         for (var i = 0; i < nonces.Length; i++)
         {
-            var offset = (long)i * total;
-            if (!round.StrongRng)
-            {
-                AddStream(chunks, PocSeeds.Input(round.BlockHash, round.PublicKey, nonces[i]), offset, total);
-                continue;
-            }
-
-            PocSeeds.StrongInput(round.BlockHash, round.PublicKey, nonces[i], subSeeds);
-            var segment = (int)(((long)total + PocSeeds.StrongSubSeedCount - 1) / PocSeeds.StrongSubSeedCount);
-            for (var j = 0; j < PocSeeds.StrongSubSeedCount && j * segment < total; j++)
-                AddStream(chunks, subSeeds[j], offset + (long)j * segment, Math.Min(segment, total - j * segment));
+            for (var j = 0; j < streams && j * segment < total; j++)
+                AddStream(chunks, seeds[i * streams + j], (long)i * total + (long)j * segment, Math.Min(segment, total - j * segment));
         }
         return [.. chunks];
     }

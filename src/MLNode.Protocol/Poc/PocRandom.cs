@@ -5,9 +5,11 @@ namespace MLNode.Protocol.Poc;
 /// slice of a stream can be computed on its own (and in parallel) with the same bits.
 /// </summary>
 /// <remarks>
-/// All arithmetic is float32, as the reference does it on the GPU. Transcendental functions differ in the last
-/// ulp between libraries: on glibc these normals equal the reference's CPU values bit for bit and its CUDA
-/// values to within 2 ulps, well inside what the bf16 inputs and the artifact tolerance can see.
+/// All arithmetic is float32, as the reference does it on the GPU, with the reference's operations in its order.
+/// Its log, sin and cos come from libm or CUDA, which differ from each other in the last ulp or two; here they
+/// are <see cref="PortableMath"/>'s, so the native kernel (kernels/poc_math.cuh) reproduces these values bit for
+/// bit on any GPU. They are within 2 ulps of the reference's CPU and CUDA values, as those are of each other
+/// (PocRandomTests), far inside what the bf16 inputs and the artifact tolerance can see.
 /// </remarks>
 public static class PocRandom
 {
@@ -50,8 +52,8 @@ public static class PocRandom
         {
             var u1 = MathF.Max(Uniform(seed, (uint)j), MinU1);
             var u2 = Uniform(seed, (uint)(pairs + j));
-            var radius = MathF.Sqrt(-2f * MathF.Log(u1));
-            var (sin, cos) = MathF.SinCos(TwoPi * u2);
+            var radius = MathF.Sqrt(-2f * PortableMath.Log(u1));
+            var (sin, cos) = PortableMath.SinCos(TwoPi * u2);
             stream[j] = radius * cos;
             if (pairs + j < count)
                 stream[pairs + j] = radius * sin;

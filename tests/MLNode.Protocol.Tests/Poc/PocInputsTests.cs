@@ -6,14 +6,14 @@ namespace MLNode.Protocol.Tests.Poc;
 
 public class PocInputsTests
 {
-    // Elements: see PocRandomTests (1 ulp between CPU and CUDA normals, 1e-6 relative with a floor at 1).
-    private const double ElementTolerance = 1e-6;
+    // Elements were recorded on CUDA: see PocRandomTests.NormalUlps (observed here: at most 2 ulps).
+    private const int ElementUlps = PocRandomTests.NormalUlps;
 
-    // Sums (in double) of 512 values: the inputs were recorded on CUDA, whose values differ from these by up to
-    // 2 ulps (≤ 2 · 4.8e-7 for |x| < 8; the largest Box–Muller output of a float32 uniform is
-    // √(−2 ln 2^-32) ≈ 6.7), so the sums may differ by at most 512 · 9.5e-7 ≈ 4.9e-4 however the ulps line up.
-    // Observed differences are ≤ 1e-6; a wrong stream or order moves a sum by whole units.
-    private const double SumTolerance = 5e-4;
+    // Sums (in double) of 512 values: each may differ from the recorded one by ElementUlps (≤ 3 · 4.8e-7 for
+    // |x| < 8; the largest Box–Muller output is √(−2 ln 1e-10) ≈ 6.8), so the sums by at most
+    // 512 · 1.43e-6 ≈ 7.3e-4 however the ulps line up. Observed differences are ≤ 1e-6; a wrong stream or
+    // order moves a sum by whole units.
+    private const double SumTolerance = 7.5e-4;
 
     [Theory]
     [InlineData("inputs_weak", false)]
@@ -31,8 +31,8 @@ public class PocInputsTests
         for (var i = 0; i < nonces.Length; i++)
         {
             PocInputs.Fill(round, nonces[i], inputs);
-            FloatAssert.Close(first8[i].Floats(), inputs.AsSpan(0, 8), ElementTolerance, 1, $"{fixture} nonce {nonces[i]} first8");
-            FloatAssert.Close(last8[i].Floats(), inputs.AsSpan(inputs.Length - 8), ElementTolerance, 1, $"{fixture} nonce {nonces[i]} last8");
+            FloatAssert.WithinUlps(first8[i].Floats(), inputs.AsSpan(0, 8), ElementUlps, $"{fixture} nonce {nonces[i]} first8");
+            FloatAssert.WithinUlps(last8[i].Floats(), inputs.AsSpan(inputs.Length - 8), ElementUlps, $"{fixture} nonce {nonces[i]} last8");
             Assert.Equal(sums[i], inputs.Sum(x => (double)x), SumTolerance);
         }
     }
@@ -94,6 +94,24 @@ public class PocInputsTests
         float[] expected = [.. PocRandom.Normal(subSeeds[0], 2), .. PocRandom.Normal(subSeeds[1], 2), .. PocRandom.Normal(subSeeds[2], 2),
             .. PocRandom.Normal(subSeeds[3], 2), .. PocRandom.Normal(subSeeds[4], 1)];
         Assert.Equal(expected, inputs);
+    }
+
+    [Fact]
+    public void Seeds_AreNonceMajor()
+    {
+        var weak = new PocRound("TEST_BLOCK", "test_pub_keys", SeqLen: 4, HiddenSize: 16);
+        long[] nonces = [0, 5];
+        Assert.Equal(nonces.Select(n => PocSeeds.Input(weak.BlockHash, weak.PublicKey, n)), PocInputs.Seeds(weak, nonces));
+
+        var strong = PocInputs.Seeds(weak with { StrongRng = true }, nonces);
+        var subSeeds = new uint[PocSeeds.StrongSubSeedCount];
+        for (var i = 0; i < nonces.Length; i++)
+        {
+            PocSeeds.StrongInput(weak.BlockHash, weak.PublicKey, nonces[i], subSeeds);
+            Assert.Equal(subSeeds, strong.AsSpan(i * subSeeds.Length, subSeeds.Length).ToArray());
+        }
+        // Spec §3.1.3: the stronger RNG's sub-seeds of TEST_BLOCK / test_pub_keys nonce 0.
+        Assert.Equal([1589641989u, 1811054632, 2092028337, 1372497962, 2845890790, 282738888, 1675009164, 1960591446], strong[..8]);
     }
 
     [Fact]
