@@ -41,7 +41,7 @@ def strong_seeds(nonces):
 def compare(what, ours, theirs, bound):
     diff = (ours.float() - theirs.float()).abs()
     print(f"{what}: max |ours - torch| = {diff.max().item():.3e}, elements that differ: {(diff > 0).float().mean().item():.2e}", flush=True)
-    assert bool((diff <= bound).all()), f"{what}: a difference exceeds one bf16 step"
+    assert bool((diff <= bound).all()), f"{what}: a difference exceeds the stated bound"
 
 
 def bench_inputs(lib):
@@ -94,9 +94,10 @@ def bench_householder(lib):
     expected = reference(hidden, residual)
     ours(hidden, residual)
     for name, got, want in (("hidden", hidden, expected[0]), ("residual", residual, expected[1])):
-        # One bf16 step of the result, plus one of the product when the dot rounds to the adjacent bf16 value.
+        # One bf16 step of the result, plus the product's change when the dot rounds up to two bf16 values away
+        # (cuBLAS sums the 4096 products in another order; the GPU tests allow the same two steps).
         dot = (want.float() @ v.float()).abs()  # |x·v| is the same before and after the reflection, up to sign
-        compare(f"householder {name}", got, want, BF16_STEP * (want.float().abs() + 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
+        compare(f"householder {name}", got, want, BF16_STEP * (want.float().abs() + 2 * 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
     del expected
     native.report("poc_householder", f"T={rows} d={D} bf16 hidden+residual",
                   native.time_ms(lambda: ours(hidden, residual)), native.time_ms(lambda: reference(hidden, residual)),

@@ -27,12 +27,15 @@ public class RmsNormTests
         var ours = norm.forward(x).to(ScalarType.Float32);
         var reference = norm.Reference(x).to(ScalarType.Float32);
 
-        // The float32 mean(x²) is summed in another order than libtorch's reduction, which moves rsqrt by
-        // an ulp or two of float32; after the two roundings to the activation dtype that is at most one
-        // ulp of the dtype (2^-7 relative for bf16, 2^-10 for fp16), and nothing for float32 beyond 1e-6.
-        var ulp = dtype switch { ScalarType.BFloat16 => 1.0 / 128, ScalarType.Float16 => 1.0 / 1024, _ => 1e-6 };
-        var excess = ((ours - reference).abs() - reference.abs() * ulp).max().item<float>();
-        Assert.True(excess <= 1e-6, $"{dtype} [{rows}, {width}]: worst difference exceeds one ulp by {excess}");
+        // The float32 mean(x²) is summed in another order than libtorch's reduction, which moves rsqrt by an ulp
+        // or two of float32. In a half type that can flip the rounding of normed by one ulp, which the product
+        // with w (0.5–1.5) carries into the output, plus the output's own rounding: at most two ulps of the
+        // dtype (2^-6 relative for bf16, 2^-9 for fp16); float32 outputs stay within 1e-6 relative.
+        var bound = dtype switch { ScalarType.BFloat16 => 1.0 / 64, ScalarType.Float16 => 1.0 / 512, _ => 1e-6 };
+        var excess = ((ours - reference).abs() - reference.abs() * bound).max().item<float>();
+        Assert.True(excess <= 1e-6, $"{dtype} [{rows}, {width}]: worst difference exceeds the bound by {excess}");
+        if (dtype == ScalarType.Float32) return;
+        // In a half type the roundings absorb the float32 difference almost always.
         var equal = (ours == reference).to(ScalarType.Float32).mean().item<float>();
         Assert.True(equal > 0.99, $"only {equal:P2} of the values are bit-identical to libtorch's");
     }
