@@ -163,12 +163,17 @@ public sealed class Fp8Tests : IDisposable
         var codes = empty([rows, inFeatures], ScalarType.Byte, cuda);
         var xScales = empty([groups, rows], ScalarType.Float32, cuda);
         NativeKernels.Fp8QuantizeGroups(x.to(cuda), codes, xScales);
+        var (weight, scaleInv) = (Bits(bits, outFeatures, inFeatures, cuda), Scales(weightScales, outFeatures, inFeatures, cuda));
         var y = full([rows, outFeatures], float.NaN, dtype, cuda);
 
-        NativeKernels.Fp8BlockGemm(codes, xScales, Bits(bits, outFeatures, inFeatures, cuda), Scales(weightScales, outFeatures, inFeatures, cuda), y);
+        NativeKernels.Fp8BlockGemm(codes, xScales, weight, scaleInv, y);
 
         var (x64, w64) = QuantisedOperands(codes, xScales, bits, weightScales, outFeatures, inFeatures);
         AssertWithinBound(x64, w64, null, y, Unit(dtype), BlockScaledSumError(inFeatures, dtype), "block-scaled GEMM");
+        // Nodes must agree bit for bit: the same call gives the same bits (no order-dependent split-K reduction).
+        var again = full([rows, outFeatures], float.NaN, dtype, cuda);
+        NativeKernels.Fp8BlockGemm(codes, xScales, weight, scaleInv, again);
+        Assert.True(y.equal(again).item<bool>(), "a second identical block-scaled GEMM gave different bits");
     }
 
     [Fact]
