@@ -7,6 +7,10 @@
   flops = 2·M·in·out; bytes (the fused kernel) = out·in fp8 + scales + M·(in + out) bf16.
 - THRESHOLD lines: per shape, the largest M up to which the fused kernel beats dequantise + F.linear; the
   smallest of them is the value for Fp8BlockWeight.FusedMaxRows.
+- fp8_lt_gemm (Hopper with cuBLAS >= 12.9, M in LT_ROWS): x quantised per (row, 128-column group) plus cuBLASLt's
+  block-scaled FP8 GEMM, timed together, against F.linear with a bf16 weight; flops = 2·M·in·out, and a line with the
+  fraction of the FP8 tensor-core peak. Checked: the quantisation bit for bit against torch (amax / 448, then
+  float8_e4m3fn), y against the float32 product of the quantised operands.
 
 Run from the repository root: MLNODE_KERNELS=build python3 benchmarks/kernels/fp8.py
 """
@@ -22,6 +26,7 @@ BLOCK = 128
 # (out, in) of one linear: Qwen3-8B MLP up/gate and down, its LM head; Qwen3-235B-A22B attention q and one expert.
 SHAPES = [(12288, 4096), (4096, 12288), (151936, 4096), (8192, 4096), (1536, 4096), (4096, 1536)]
 ROWS = [1, 2, 4, 8, 16, 64, 512, 4096]
+LT_ROWS = [16, 64, 512, 4096]
 
 lib = native.library()
 lib.mlnode_fp8_dequantize.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
@@ -29,6 +34,11 @@ lib.mlnode_fp8_dequantize.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c
 lib.mlnode_fp8_linear.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
                                   ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
 lib.mlnode_fp8_linear_max_rows.restype = ctypes.c_int32
+lib.mlnode_fp8_quantize_groups.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32, ctypes.c_int64,
+                                           ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+lib.mlnode_fp8_block_gemm_available.argtypes = [ctypes.c_int32]
+lib.mlnode_fp8_block_gemm.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                      ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
 MAX_ROWS = lib.mlnode_fp8_linear_max_rows()
 
 
@@ -42,6 +52,57 @@ def fused(x, w, s, y):
                                             BLOCK, BLOCK, native.ptr(y), native.DTYPE[y.dtype], native.stream()), "mlnode_fp8_linear")
 
 
+def quantize_groups(x, q, scales):
+    native.check(lib, lib.mlnode_fp8_quantize_groups(native.ptr(x), x.shape[0], x.shape[1], native.DTYPE[x.dtype], q.shape[0],
+                                                     native.ptr(q), native.ptr(scales), native.stream()),
+                 "mlnode_fp8_quantize_groups")
+
+
+def block_gemm(q, scales, w, s, y):
+    native.check(lib, lib.mlnode_fp8_block_gemm(native.ptr(q), native.ptr(scales), native.ptr(w), native.ptr(s), q.shape[0],
+                                                w.shape[1], w.shape[0], native.ptr(y), native.DTYPE[y.dtype], native.stream()),
+                 "mlnode_fp8_block_gemm")
+
+
+def lt_gemm_rows(m, inp, out, w, s, weight_f32, x, bf16_ms, shape):
+    """Checks and times quantise + block-scaled GEMM for m rows of x (padded to a multiple of 4, as cuBLASLt needs)."""
+    padded = (m + 3) // 4 * 4
+    q = torch.empty(padded, inp, dtype=torch.uint8, device="cuda")
+    scales = torch.empty(inp // BLOCK, padded, dtype=torch.float32, device="cuda")
+    y = torch.empty(padded, out, dtype=torch.bfloat16, device="cuda")
+
+    def quantize():
+        quantize_groups(x, q, scales)
+
+    def lt():
+        quantize_groups(x, q, scales)
+        block_gemm(q, scales, w, s, y)
+
+    lt()
+    groups = x.float().view(m, inp // BLOCK, BLOCK)
+    torch_scales = groups.abs().amax(-1) / 448.0
+    torch_q = (groups / torch_scales[..., None]).to(torch.float8_e4m3fn).view(torch.uint8).view(m, inp)
+    code_mismatches = (q[:m] != torch_q).sum().item()
+    scale_mismatches = (scales[:, :m] != torch_scales.t()).sum().item()
+    print(f"quantize {shape} M={m}: {code_mismatches} codes and {scale_mismatches} scales differ from torch", flush=True)
+    assert code_mismatches == 0 and scale_mismatches == 0
+    x_quantised = (q[:m].view(torch.float8_e4m3fn).float().view(m, inp // BLOCK, BLOCK) * scales[:, :m].t()[..., None]).view(m, inp)
+    exact = x_quantised @ weight_f32.t()
+    relative = ((y[:m].float() - exact).abs().max() / exact.abs().max()).item()
+    dense = ((y[:m].float() - x.float() @ weight_f32.t()).abs().max() / exact.abs().max()).item()
+    print(f"fp8_lt_gemm {shape} M={m}: max |y - xq·Wᵀ| / max |xq·Wᵀ| = {relative:.2e} (against the unquantised x: {dense:.2e})",
+          flush=True)
+    assert relative < 2 ** -6, "block-scaled GEMM disagrees with the product of its quantised operands"
+    lt_ms = native.time_ms(lt)
+    quantize_ms = native.time_ms(quantize)
+    flops = 2 * m * inp * out
+    native.report("fp8_lt_gemm", f"{shape} M={m}", lt_ms, bf16_ms, flops=flops)
+    tflops = flops / lt_ms / 1e9
+    fp8_peak = native.peaks()["fp8_tflops"] or float("nan")
+    print(f"FP8PEAK fp8_lt_gemm {shape} M={m}: {tflops:.1f} TFLOP/s = {tflops / fp8_peak:.3f} of the FP8 peak "
+          f"({fp8_peak:.0f}); the quantisation takes {quantize_ms:.4f} of {lt_ms:.4f} ms", flush=True)
+
+
 def random_fp8(out, inp):
     w = torch.randint(0, 256, (out, inp), dtype=torch.uint8, device="cuda")
     w[(w & 0x7F) == 0x7F] = 0  # no NaN codes
@@ -51,6 +112,9 @@ def random_fp8(out, inp):
 
 def main():
     torch.manual_seed(0)
+    lt_available = lib.mlnode_fp8_block_gemm_available(torch.cuda.current_device()) == 0
+    if not lt_available:
+        print(f"fp8_lt_gemm skipped: {lib.mlnode_last_error().decode()}", flush=True)
     for out, inp in SHAPES:
         shape = f"[{inp}->{out}]"
         w, s = random_fp8(out, inp)
@@ -68,6 +132,7 @@ def main():
         native.report("fp8_dequantize", shape, native.time_ms(lambda: dequantize(w, s, dense)), native.time_ms(torch_dequantize),
                       bytes_moved=out * inp * 3)
 
+        weight_f32 = None
         fused_wins = []
         for m in ROWS:
             x = torch.randn(m, inp, dtype=torch.bfloat16, device="cuda")
@@ -81,6 +146,10 @@ def main():
 
             dense_ms = native.time_ms(dequantize_matmul)
             native.report("fp8_dequantize_matmul", f"{shape} M={m}", dense_ms, bf16_ms, flops=flops)
+            if lt_available and m in LT_ROWS:
+                if weight_f32 is None:
+                    weight_f32 = w.view(torch.float8_e4m3fn).float() * expanded
+                lt_gemm_rows(m, inp, out, w, s, weight_f32, x, bf16_ms, shape)
             if m > MAX_ROWS:
                 continue
             y = torch.empty(m, out, dtype=torch.bfloat16, device="cuda")

@@ -7,9 +7,10 @@ using static TorchSharp.torch;
 namespace MLNode.Gpu.Tests;
 
 /// <summary>
-/// The FP8 kernels (kernels/fp8_gemm.cu) against their references: dequantisation bit for bit with
-/// <see cref="Fp8BlockDequantizer"/>; the fused GEMM and the FP8 <see cref="Linear"/> within a bound derived from
-/// float32 accumulation and the final rounding (see <see cref="AssertWithinProductBound"/>).
+/// The FP8 kernels (kernels/fp8_gemm.cu, kernels/fp8_block_gemm.cu) against their references: dequantisation bit for
+/// bit with <see cref="Fp8BlockDequantizer"/> and activation quantisation with <see cref="Fp8GroupQuantizer"/>; the
+/// fused GEMM, the block-scaled cuBLASLt GEMM and the FP8 <see cref="Linear"/> within bounds derived from their
+/// accumulation and the final rounding (see <see cref="AssertWithinBound"/>).
 /// </summary>
 public sealed class Fp8Tests : IDisposable
 {
@@ -89,6 +90,116 @@ public sealed class Fp8Tests : IDisposable
         Assert.True(Fp8BlockWeight.FusedMaxRows <= NativeKernels.Fp8LinearMaxRows);
     }
 
+    public static TheoryData<int, int, ScalarType> QuantizeCases => new()
+    {
+        { 5, 1040, ScalarType.BFloat16 }, // a partial last group, 3 padding rows, 4-byte code stores
+        { 3, 130, ScalarType.Float16 },   // cols not a multiple of 4: byte stores
+        { 64, 4096, ScalarType.BFloat16 },
+        { 33, 260, ScalarType.Float32 },
+        { 1, 7, ScalarType.Float32 },     // less than one group
+    };
+
+    [Theory]
+    [MemberData(nameof(QuantizeCases))]
+    public void Quantize_groups_is_bit_exact_with_the_reference(int rows, int cols, ScalarType dtype)
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        var x = Activations(rows, cols, seed: rows * cols, dtype);
+        var values = x.to_type(ScalarType.Float32).data<float>().ToArray();
+        if (dtype == ScalarType.Float32 && rows > 1)
+        {
+            // Edge cases of the reference's definition: NaN (skipped by amax, coded 0x7F), -0, an infinity (its group's
+            // scale is infinite: NaN for it, ±0 for the rest), float32 subnormals, and a group of zeros (scale 0).
+            values[3] = float.NaN;
+            values[4] = -0f;
+            values[cols + 1] = float.NegativeInfinity;
+            values[2 * cols + 2] = 1e-40f;
+            for (var col = 0; col < Math.Min(cols, 128); col++) values[(rows - 1) * cols + col] = 0;
+            values[(rows - 1) * cols] = -0f;
+            x = tensor(values, [rows, cols]);
+        }
+        var padded = Fp8GroupQuantizer.PaddedRows(rows);
+        var groups = Fp8GroupQuantizer.Groups(cols);
+        var expectedCodes = new byte[padded * cols];
+        var expectedScales = new float[groups * padded];
+        Fp8GroupQuantizer.Quantize(values, rows, cols, padded, expectedCodes, expectedScales);
+        var codes = full([padded, cols], 0xA5, ScalarType.Byte, cuda); // garbage the kernel must overwrite, padding included
+        var scales = full([groups, padded], float.NaN, device: cuda);
+
+        NativeKernels.Fp8QuantizeGroups(x.to(cuda), codes, scales);
+
+        var ours = codes.cpu().bytes.ToArray();
+        for (var i = 0; i < ours.Length; i++)
+            Assert.True(ours[i] == expectedCodes[i],
+                $"code [{i / cols}, {i % cols}] of x = {(i / cols < rows ? values[i] : 0):R}: kernel 0x{ours[i]:X2}, reference 0x{expectedCodes[i]:X2}");
+        var ourScales = scales.cpu().data<float>().ToArray();
+        for (var i = 0; i < ourScales.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(ourScales[i]) == BitConverter.SingleToInt32Bits(expectedScales[i]),
+                $"scale of row {i % padded}, group {i / padded}: kernel {ourScales[i]:R}, reference {expectedScales[i]:R}");
+    }
+
+    public static TheoryData<int, int, int, ScalarType> BlockGemmCases => new()
+    {
+        { 16, 512, 1024, ScalarType.BFloat16 },
+        { 36, 400, 1536, ScalarType.BFloat16 }, // out not a multiple of 128: a partial last weight block
+        { 300, 256, 512, ScalarType.Float16 },
+        { 4, 128, 2048, ScalarType.Float32 },
+    };
+
+    [Theory]
+    [MemberData(nameof(BlockGemmCases))]
+    public void Block_gemm_matches_the_product_of_the_quantised_operands(int rows, int outFeatures, int inFeatures, ScalarType dtype)
+    {
+        var cuda = Gpu.Require();
+        var (available, reason) = NativeKernels.Fp8BlockGemmSupport(cuda);
+        if (!available) Assert.Skip($"no block-scaled FP8 GEMM here: {reason}");
+        using var scope = NewDisposeScope();
+        var (bits, weightScales) = RandomFp8(outFeatures, inFeatures, seed: rows, withNaN: false);
+        if (dtype == ScalarType.Float16) // keep y inside float16's range (65504)
+            weightScales = weightScales.Select(scale => MathF.ScaleB(scale, -12)).ToArray();
+        var x = Activations(rows, inFeatures, seed: rows + 1, dtype);
+        var groups = Fp8GroupQuantizer.Groups(inFeatures);
+        var codes = empty([rows, inFeatures], ScalarType.Byte, cuda);
+        var xScales = empty([groups, rows], ScalarType.Float32, cuda);
+        NativeKernels.Fp8QuantizeGroups(x.to(cuda), codes, xScales);
+        var (weight, scaleInv) = (Bits(bits, outFeatures, inFeatures, cuda), Scales(weightScales, outFeatures, inFeatures, cuda));
+        var y = full([rows, outFeatures], float.NaN, dtype, cuda);
+
+        NativeKernels.Fp8BlockGemm(codes, xScales, weight, scaleInv, y);
+
+        var (x64, w64) = QuantisedOperands(codes, xScales, bits, weightScales, outFeatures, inFeatures);
+        AssertWithinBound(x64, w64, null, y, Unit(dtype), BlockScaledSumError(inFeatures, dtype), "block-scaled GEMM");
+        // Nodes must agree bit for bit: the same call gives the same bits (no order-dependent split-K reduction).
+        var again = full([rows, outFeatures], float.NaN, dtype, cuda);
+        NativeKernels.Fp8BlockGemm(codes, xScales, weight, scaleInv, again);
+        Assert.True(y.equal(again).item<bool>(), "a second identical block-scaled GEMM gave different bits");
+    }
+
+    [Fact]
+    public void Fp8_linear_takes_the_block_scaled_gemm_for_larger_batches()
+    {
+        var cuda = Gpu.Require();
+        var (available, reason) = NativeKernels.Fp8BlockGemmSupport(cuda);
+        if (!available) Assert.Skip($"no block-scaled FP8 GEMM here: {reason}");
+        using var scope = NewDisposeScope();
+        const int Out = 256, In = 1024, Rows = 37; // past FusedMaxRows; 37 rows pad to 40
+        var (bits, scales) = RandomFp8(Out, In, seed: 11, withNaN: false);
+        var weight = new Fp8BlockWeight(Bits(bits, Out, In, cuda), Scales(scales, Out, In, cuda));
+        var x = Activations(Rows, In, seed: 12, ScalarType.BFloat16);
+        var bias = randn([Out], generator: new Generator(13)).to_type(ScalarType.BFloat16);
+
+        var y = weight.Linear(x.view(1, Rows, In).to(cuda), bias.to(cuda));
+
+        Assert.Equal([1L, Rows, Out], y.shape);
+        var padded = Fp8GroupQuantizer.PaddedRows(Rows);
+        var codes = new byte[padded * In];
+        var xScales = new float[Fp8GroupQuantizer.Groups(In) * padded];
+        Fp8GroupQuantizer.Quantize(x.to_type(ScalarType.Float32).data<float>().ToArray(), Rows, In, padded, codes, xScales);
+        var (x64, w64) = QuantisedOperands(tensor(codes, [padded, In]), tensor(xScales, [Fp8GroupQuantizer.Groups(In), padded]), bits, scales, Out, In);
+        AssertWithinBound(x64[..Rows], w64, bias, y[0], Unit(ScalarType.BFloat16), BlockScaledSumError(In, ScalarType.BFloat16), "FP8 linear, 37 rows");
+    }
+
     [Fact]
     public void Fp8_linear_on_cuda_matches_the_cpu_reference()
     {
@@ -129,7 +240,23 @@ public sealed class Fp8Tests : IDisposable
     /// for bf16/f16 by default). n·2⁻²⁴·(…) is the classic bound on a float32 sum of n = in + 1 terms in any order
     /// (Higham's γₙ), so any split of the sum over threads and blocks passes.
     /// </summary>
-    private static void AssertWithinProductBound(Tensor x, Tensor w, Tensor? bias, Tensor y, ScalarType dtype, string what)
+    private static void AssertWithinProductBound(Tensor x, Tensor w, Tensor? bias, Tensor y, ScalarType dtype, string what) =>
+        AssertWithinBound(x, w, bias, y, Unit(dtype), 2 * Unit(dtype) + (x.shape[1] + 1) * Math.Pow(2, -24), what);
+
+    /// <summary>
+    /// The sum term of the block-scaled FP8 GEMM's bound, against the product of the quantised x and W: Hopper's FP8
+    /// tensor cores add the 128 products of one scale block in an accumulator of about 14 bits (DeepSeek-V3 report,
+    /// §3.3.2), at most γ₁₂₈ = 128·2⁻¹³ = 2⁻⁶ of their magnitudes at 13 bits; the scaled block sums then add in float32
+    /// (n·2⁻²⁴ over-covers them); u more covers a bias added after y was rounded.
+    /// </summary>
+    private static double BlockScaledSumError(int inFeatures, ScalarType dtype) =>
+        Unit(dtype) + Math.Pow(2, -6) + (inFeatures + 1) * Math.Pow(2, -24);
+
+    private static double Unit(ScalarType dtype) =>
+        dtype switch { ScalarType.BFloat16 => Math.Pow(2, -8), ScalarType.Float16 => Math.Pow(2, -11), _ => Math.Pow(2, -24) };
+
+    /// <summary>|y − x·Wᵀ − b| ≤ unit·|x·Wᵀ + b| + sumError·(|x|·|W|ᵀ + |b|) + tiny, elementwise, in float64.</summary>
+    private static void AssertWithinBound(Tensor x, Tensor w, Tensor? bias, Tensor y, double unit, double sumError, string what)
     {
         using var scope = NewDisposeScope();
         var (x64, w64) = (x.cpu().to_type(ScalarType.Float64), w.cpu().to_type(ScalarType.Float64));
@@ -141,13 +268,48 @@ public sealed class Fp8Tests : IDisposable
             exact += b64;
             magnitude += b64.abs();
         }
-        var unit = dtype switch { ScalarType.BFloat16 => Math.Pow(2, -8), ScalarType.Float16 => Math.Pow(2, -11), _ => Math.Pow(2, -24) };
-        var bound = exact.abs() * unit + magnitude * (2 * unit + (x.shape[1] + 1) * Math.Pow(2, -24)) + 1e-30;
+        var bound = exact.abs() * unit + magnitude * sumError + 1e-30;
         var error = (y.cpu().to_type(ScalarType.Float64) - exact).abs();
-        var over = (error > bound).nonzero();
+        var worst = (error / (magnitude + 1e-30)).max().item<double>();
+        var over = (error > bound).logical_or(error.isnan()).nonzero();
         if (over.shape[0] == 0) return;
         var (row, col) = (over[0, 0].item<long>(), over[0, 1].item<long>());
-        Assert.Fail($"{what}: {over.shape[0]} of {error.numel()} outputs outside the bound; first [{row}, {col}]: got {y.cpu()[row, col].to_type(ScalarType.Float64).item<double>():R}, exact {exact[row, col].item<double>():R}, bound {bound[row, col].item<double>():R}");
+        Assert.Fail($"{what}: {over.shape[0]} of {error.numel()} outputs outside the bound (largest error / magnitude {worst:E2}); first [{row}, {col}]: got {y.cpu()[row, col].to_type(ScalarType.Float64).item<double>():R}, exact {exact[row, col].item<double>():R}, bound {bound[row, col].item<double>():R}");
+    }
+
+    /// <summary>
+    /// The quantised activations and the weight as exact float64 matrices: every E4M3 value times its scale (a 4-bit by
+    /// 24-bit product, exact in float64). x's scales are [groups, rows] (<see cref="Fp8GroupQuantizer"/>'s layout).
+    /// </summary>
+    private static (Tensor X, Tensor W) QuantisedOperands(Tensor codes, Tensor xScales, byte[] bits, float[] weightScales, int outFeatures, int inFeatures)
+    {
+        var rows = (int)codes.shape[0];
+        var xBytes = codes.cpu().bytes.ToArray();
+        var xs = xScales.cpu().data<float>().ToArray();
+        var weightScaleCols = Fp8BlockDequantizer.ScaleBlocks(inFeatures, 128);
+        return (Exact(xBytes, rows, inFeatures, (r, c) => xs[c / 128 * rows + r]),
+            Exact(bits, outFeatures, inFeatures, (r, c) => weightScales[r / 128 * weightScaleCols + c / 128]));
+    }
+
+    private static Tensor Exact(byte[] codes, int rows, int cols, Func<int, int, float> scale)
+    {
+        var values = new double[codes.Length];
+        for (var i = 0; i < values.Length; i++)
+            values[i] = (double)Fp8E4M3.ToFloat(codes[i]) * scale(i / cols, i % cols);
+        return tensor(values, [rows, cols]);
+    }
+
+    /// <summary>
+    /// Normal activations whose (row, 128-column group) blocks are scaled by 2⁻⁸…2⁸, so a scale read for the wrong block
+    /// is far off; on the CPU, in <paramref name="dtype"/>.
+    /// </summary>
+    private static Tensor Activations(int rows, int cols, int seed, ScalarType dtype)
+    {
+        var random = new Random(seed);
+        var factors = new float[rows * Fp8GroupQuantizer.Groups(cols)];
+        for (var i = 0; i < factors.Length; i++) factors[i] = MathF.ScaleB(1, random.Next(-8, 9));
+        var blocks = tensor(factors, [rows, Fp8GroupQuantizer.Groups(cols)]).repeat_interleave(128, 1)[.., ..cols];
+        return (randn([rows, cols], generator: new Generator((ulong)seed)) * blocks).to_type(dtype);
     }
 
     private static Tensor Bits(byte[] bits, int rows, int cols, Device device) => tensor(bits, [rows, cols]).to(device);

@@ -13,18 +13,23 @@ namespace MLNode.Engines.Layers;
 /// </summary>
 /// <remarks>
 /// On a GPU with the native kernels, decode-sized batches (up to <see cref="FusedMaxRows"/> rows) multiply straight
-/// from the FP8 bytes; larger ones dequantise W and run the dense GEMM, where tensor cores make the conversion cheap
-/// next to the multiply. The dequantised W is a temporary freed right after its GEMM, so the caching allocator
-/// hands the same block to the next layer's: one dense weight at a time, not one per layer. Elsewhere the C#
-/// reference dequantises and multiplies, the same math.
+/// from the FP8 bytes. Larger ones, on Hopper with cuBLAS 12.9 or newer and 128×128 blocks, quantise x per (row,
+/// 128-column group) to FP8 and run the FP8 GEMM on tensor cores with cuBLASLt's block scaling: what vLLM computes for
+/// these checkpoints (w8a8 block FP8), so y differs from the dense product by x's quantisation. Elsewhere they
+/// dequantise W and run the dense GEMM; the dequantised W is a temporary freed right after its GEMM, so the caching
+/// allocator hands the same block to the next layer's: one dense weight at a time, not one per layer. Which path runs
+/// depends only on the GPU, the library and the shapes, so every node with the same GPU computes the same bits. On the
+/// CPU the C# reference dequantises and multiplies, the same math as the dense path.
 /// </remarks>
 public sealed class Fp8BlockWeight
 {
     /// <summary>
-    /// Rows of x up to which the fused kernel beats dequantise + dense GEMM (at most the kernel's
-    /// <see cref="NativeKernels.Fp8LinearMaxRows"/>); benchmarks/kernels/fp8.py measures where the two cross.
+    /// Rows of x up to which the fused kernel runs (at most the kernel's <see cref="NativeKernels.Fp8LinearMaxRows"/>).
+    /// Measured on an H100 by benchmarks/kernels/fp8.py against bf16 F.linear on Qwen3 shapes: 1.21–1.38× faster at one
+    /// row, 1.0–1.27× at 2, 0.73–1.43× at 4, 0.43–1.2× at 8 and 0.29–1.0× at 16, where the CUDA-core kernel is
+    /// compute-bound; it beat dequantise + F.linear up to 8 rows on every shape (16 on some), so 8.
     /// </summary>
-    public const int FusedMaxRows = 16;
+    public const int FusedMaxRows = 8;
 
     public Fp8BlockWeight(Tensor bits, Tensor scaleInv, int blockRows = Fp8BlockDequantizer.DefaultBlockSize, int blockCols = Fp8BlockDequantizer.DefaultBlockSize)
     {
@@ -56,14 +61,14 @@ public sealed class Fp8BlockWeight
     {
         using var scope = NewDisposeScope();
         var rows = x.numel() / InFeatures;
-        var flat = FusedTakes(rows) ? x.reshape(rows, InFeatures).contiguous() : null;
-        if (flat is null || !NativeKernels.IsAligned(flat))
+        var path = Takes(rows);
+        var flat = path is Path.Dense ? null : x.reshape(rows, InFeatures).contiguous();
+        if (flat is null || (path is Path.Fused && !NativeKernels.IsAligned(flat)))
         {
             using var w = Dequantize(x.dtype);
             return nn.functional.linear(x, w, bias).MoveToOuterDisposeScope();
         }
-        var y = empty(rows, OutFeatures, x.dtype, x.device);
-        NativeKernels.Fp8Linear(flat, Bits, ScaleInv, BlockRows, BlockCols, y);
+        var y = path is Path.Fused ? FusedProduct(flat) : BlockScaledProduct(flat);
         if (bias is not null) y.add_(bias);
         return y.view([.. x.shape[..^1], OutFeatures]).MoveToOuterDisposeScope();
     }
@@ -83,6 +88,36 @@ public sealed class Fp8BlockWeight
             bits.bytes, scales.data<float>().ToArray(), (int)OutFeatures, (int)InFeatures, dtype, Bits.device, BlockRows, BlockCols);
     }
 
-    private bool FusedTakes(long rows) =>
-        rows is > 0 and <= FusedMaxRows && NativeKernels.Handles(Bits) && InFeatures % 16 == 0 && BlockCols % 16 == 0;
+    private enum Path { Dense, Fused, BlockScaled }
+
+    private Path Takes(long rows)
+    {
+        if (rows <= 0 || !NativeKernels.Handles(Bits)) return Path.Dense;
+        if (rows <= FusedMaxRows) return InFeatures % 16 == 0 && BlockCols % 16 == 0 ? Path.Fused : Path.Dense;
+        var blockScaled = BlockRows == Fp8GroupQuantizer.GroupSize && BlockCols == Fp8GroupQuantizer.GroupSize
+            && InFeatures % 512 == 0 && OutFeatures % 16 == 0 && rows <= int.MaxValue - 3
+            && NativeKernels.IsAligned(Bits) && NativeKernels.IsAligned(ScaleInv)
+            && NativeKernels.Fp8BlockGemmSupport(Bits.device).Available;
+        return blockScaled ? Path.BlockScaled : Path.Dense;
+    }
+
+    private Tensor FusedProduct(Tensor x)
+    {
+        var y = empty(x.shape[0], OutFeatures, x.dtype, x.device);
+        NativeKernels.Fp8Linear(x, Bits, ScaleInv, BlockRows, BlockCols, y);
+        return y;
+    }
+
+    /// <summary>x [rows, in] · Wᵀ with x quantised per (row, 128-column group); the rows cuBLASLt pads to a multiple of 4 are cut off.</summary>
+    private Tensor BlockScaledProduct(Tensor x)
+    {
+        var rows = (int)x.shape[0];
+        var padded = Fp8GroupQuantizer.PaddedRows(rows);
+        var codes = empty(padded, InFeatures, ScalarType.Byte, x.device);
+        var scales = empty(Fp8GroupQuantizer.Groups((int)InFeatures), padded, ScalarType.Float32, x.device);
+        NativeKernels.Fp8QuantizeGroups(x, codes, scales);
+        var y = empty(padded, OutFeatures, x.dtype, x.device);
+        NativeKernels.Fp8BlockGemm(codes, scales, Bits, ScaleInv, y);
+        return y.narrow(0, 0, rows);
+    }
 }

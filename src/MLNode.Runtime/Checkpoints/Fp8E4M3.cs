@@ -9,7 +9,28 @@ public static class Fp8E4M3
 {
     private static readonly float[] Table = BuildTable();
 
+    public const float MaxValue = 448f;
+
     public static float ToFloat(byte bits) => Table[bits];
+
+    /// <summary>
+    /// The E4M3 value nearest to <paramref name="value"/>, ties to even, saturating to ±448 (what PyTorch's and CUDA's
+    /// "satfinite" conversions do); NaN becomes 0x7F. The steps are the native kernel's (kernels/fp8_block_gemm.cu)
+    /// one for one, so the two agree bit for bit.
+    /// </summary>
+    public static byte FromFloat(float value)
+    {
+        if (float.IsNaN(value)) return 0x7F;
+        var bits = BitConverter.SingleToUInt32Bits(value);
+        var sign = (bits >> 24) & 0x80;
+        var magnitude = MathF.Abs(value);
+        if (magnitude >= MaxValue) return (byte)(sign | 0x7E);
+        // Below 2⁻⁶ E4M3 is subnormal with a step of 2⁻⁹; its codes count those steps, and 8 steps is 0x08 = 2⁻⁶.
+        if (magnitude < 1f / 64) return (byte)(sign | (uint)MathF.Round(magnitude * 512f, MidpointRounding.ToEven));
+        // Round float32's 23 mantissa bits to E4M3's 3 (nearest, ties to even); a carry moves into the exponent.
+        var rounded = (bits & 0x7FFFFFFF) + 0x7FFFF + ((bits >> 20) & 1);
+        return (byte)(sign | (((rounded >> 23) - (127 - 7)) << 3) | ((rounded >> 20) & 7));
+    }
 
     private static float[] BuildTable()
     {

@@ -1,5 +1,7 @@
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using MLNode.Runtime.Checkpoints;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MLNode.Runtime.Native;
@@ -8,6 +10,8 @@ namespace MLNode.Runtime.Native;
 /// Block-scaled FP8 E4M3 weights (<c>kernels/fp8_gemm.cu</c>): dequantisation, bit-exact with
 /// <see cref="Fp8BlockDequantizer"/>, and y = x·Wᵀ straight from the FP8 bytes for decode-sized batches.
 /// The weight is a Byte tensor [out, in] of E4M3 bits, its scales a float32 grid [ceil(out/blockRows), ceil(in/blockCols)].
+/// For larger batches on Hopper (<c>kernels/fp8_block_gemm.cu</c>): activations quantised per (row, 128-column group),
+/// bit-exact with <see cref="Fp8GroupQuantizer"/>, and the FP8 × FP8 GEMM with cuBLASLt's block scaling.
 /// </summary>
 public static partial class NativeKernels
 {
@@ -40,6 +44,65 @@ public static partial class NativeKernels
             Pointer(y), (int)x.dtype, Stream), nameof(mlnode_fp8_linear));
     }
 
+    private static readonly ConcurrentDictionary<int, (bool Available, string Reason)> Fp8BlockGemmDevices = new();
+
+    /// <summary>
+    /// Writes <paramref name="x"/> [rows, cols] (float32, float16 or bfloat16) quantised per (row, 128-column group) as
+    /// <see cref="Fp8GroupQuantizer"/> does: E4M3 codes into <paramref name="codes"/> (Byte [paddedRows, cols], paddedRows ≥
+    /// rows; the extra rows become zeros) and the scales into <paramref name="scales"/> (Float32 [ceil(cols/128), paddedRows]).
+    /// </summary>
+    public static void Fp8QuantizeGroups(Tensor x, Tensor codes, Tensor scales)
+    {
+        if (x.dim() != 2)
+            throw new ArgumentException($"x must be 2-D, got [{string.Join(", ", x.shape)}]", nameof(x));
+        var (rows, cols) = (x.shape[0], x.shape[1]);
+        if (codes.dtype != ScalarType.Byte || codes.dim() != 2 || codes.shape[0] < rows || codes.shape[1] != cols)
+            throw new ArgumentException($"codes is {codes.dtype} [{string.Join(", ", codes.shape)}], needs Byte [≥ {rows}, {cols}]", nameof(codes));
+        long[] grid = [Fp8GroupQuantizer.Groups(checked((int)cols)), codes.shape[0]];
+        if (scales.dtype != ScalarType.Float32 || !scales.shape.SequenceEqual(grid))
+            throw new ArgumentException($"scales is {scales.dtype} [{string.Join(", ", scales.shape)}], needs Float32 [{grid[0]}, {grid[1]}]", nameof(scales));
+        Check(mlnode_fp8_quantize_groups(Pointer(x), rows, cols, (int)x.dtype, codes.shape[0], Pointer(codes), Pointer(scales), Stream),
+            nameof(mlnode_fp8_quantize_groups));
+    }
+
+    /// <summary>
+    /// Whether <paramref name="device"/> runs <see cref="Fp8BlockGemm"/> (a CUDA device of compute capability 9.x,
+    /// cuBLASLt 12.9 or newer, a library built with CUDA 12.9 or newer), and if not, why. Fixed for a process, so every
+    /// caller on the same GPU and library takes the same path. A CUDA device without an index is the current one.
+    /// </summary>
+    public static (bool Available, string Reason) Fp8BlockGemmSupport(Device device)
+    {
+        if (device.type != DeviceType.CUDA) return (false, $"{device} is not a CUDA device");
+        return Fp8BlockGemmDevices.GetOrAdd(device.index, index =>
+        {
+            var status = mlnode_fp8_block_gemm_available(index);
+            if (status == Unsupported) return (false, Marshal.PtrToStringUTF8(mlnode_last_error()) ?? "");
+            Check(status, nameof(mlnode_fp8_block_gemm_available));
+            return (true, "");
+        });
+    }
+
+    /// <summary>
+    /// y [n, out] = (codes × xScales) · (weight × scaleInv)ᵀ on FP8 tensor cores with float32 accumulation: codes [n, in]
+    /// and xScales [in/128, n] from <see cref="Fp8QuantizeGroups"/> with n a multiple of 4, weight [out, in] E4M3 in
+    /// 128×128 scale blocks, y of float32, float16 or bfloat16. Needs in a multiple of 512, out a multiple of 16, 16-byte
+    /// aligned tensors and <see cref="Fp8BlockGemmSupport"/> on the current device.
+    /// </summary>
+    public static void Fp8BlockGemm(Tensor codes, Tensor xScales, Tensor weight, Tensor scaleInv, Tensor y)
+    {
+        var (outFeatures, inFeatures) = CheckFp8Weight(weight, scaleInv, Fp8GroupQuantizer.GroupSize, Fp8GroupQuantizer.GroupSize);
+        if (codes.dtype != ScalarType.Byte || codes.dim() != 2 || codes.shape[1] != inFeatures)
+            throw new ArgumentException($"codes is {codes.dtype} [{string.Join(", ", codes.shape)}], the weight takes Byte [n, {inFeatures}]", nameof(codes));
+        var rows = codes.shape[0];
+        long[] grid = [Fp8GroupQuantizer.Groups(checked((int)inFeatures)), rows];
+        if (xScales.dtype != ScalarType.Float32 || !xScales.shape.SequenceEqual(grid))
+            throw new ArgumentException($"xScales is {xScales.dtype} [{string.Join(", ", xScales.shape)}], needs Float32 [{grid[0]}, {grid[1]}]", nameof(xScales));
+        if (!y.shape.SequenceEqual([rows, outFeatures]))
+            throw new ArgumentException($"y has shape [{string.Join(", ", y.shape)}], needs [{rows}, {outFeatures}]", nameof(y));
+        Check(mlnode_fp8_block_gemm(Pointer(codes), Pointer(xScales), Pointer(weight), Pointer(scaleInv), rows, inFeatures, outFeatures,
+            Pointer(y), (int)y.dtype, Stream), nameof(mlnode_fp8_block_gemm));
+    }
+
     /// <summary>True when the tensor's data starts on a 16-byte boundary, as the vectorised loads need.</summary>
     public static bool IsAligned(Tensor tensor) => Pointer(tensor) % 16 == 0;
 
@@ -58,7 +121,18 @@ public static partial class NativeKernels
         return (rows, cols);
     }
 
+    private const int Unsupported = 3;
+
     [LibraryImport(LibraryName)] private static partial int mlnode_fp8_linear_max_rows();
+
+    [LibraryImport(LibraryName)]
+    private static partial int mlnode_fp8_quantize_groups(nint x, long rows, long cols, int dtype, long paddedRows, nint codes, nint scales, nint stream);
+
+    [LibraryImport(LibraryName)] private static partial int mlnode_fp8_block_gemm_available(int device);
+
+    [LibraryImport(LibraryName)]
+    private static partial int mlnode_fp8_block_gemm(
+        nint codes, nint xScales, nint weight, nint weightScales, long rows, long inFeatures, long outFeatures, nint y, int dtype, nint stream);
 
     [LibraryImport(LibraryName)]
     private static partial int mlnode_fp8_dequantize(

@@ -74,6 +74,49 @@ public sealed class Fp8Tests : IDisposable
         Assert.True(float.IsNegative(Fp8E4M3.ToFloat(0x80)) && Fp8E4M3.ToFloat(0x80) == 0);
     }
 
+    /// <summary>
+    /// Encoding against a search for the nearest of the 127 finite non-negative E4M3 values (in double, ties to the even
+    /// code, beyond 448 the largest): every value exactly, the midpoints between neighbours (the ties) and one float32
+    /// ulp either side, values past 448, and random floats over E4M3's range and below it.
+    /// </summary>
+    [Fact]
+    public void Encodes_every_float_as_the_nearest_value_ties_to_even_saturating()
+    {
+        var values = Enumerable.Range(0, 0x7F).Select(code => (double)Fp8E4M3.ToFloat((byte)code)).ToArray();
+        var probes = new List<float> { 448f, 449f, 463.99f, 464f, 500f, float.MaxValue, float.PositiveInfinity, float.Epsilon, 1e-30f };
+        for (var code = 0; code < values.Length; code++)
+        {
+            probes.Add((float)values[code]);
+            if (code + 1 < values.Length)
+            {
+                var midpoint = (float)((values[code] + values[code + 1]) / 2); // exact in float32
+                probes.AddRange([midpoint, MathF.BitDecrement(midpoint), MathF.BitIncrement(midpoint)]);
+            }
+        }
+        var random = new Random(5);
+        for (var i = 0; i < 20000; i++)
+            probes.Add((float)((random.NextDouble() + 0.5) * Math.Pow(2, random.Next(-14, 9))));
+
+        foreach (var probe in probes.SelectMany(p => new[] { p, -p }))
+        {
+            var magnitude = Math.Abs((double)probe);
+            var nearest = 0x7E;
+            if (magnitude < 448)
+            {
+                nearest = 0;
+                for (var code = 1; code < values.Length; code++)
+                {
+                    var (distance, best) = (Math.Abs(values[code] - magnitude), Math.Abs(values[nearest] - magnitude));
+                    if (distance < best || (distance == best && code % 2 == 0)) nearest = code;
+                }
+            }
+            var expected = (byte)(nearest | (float.IsNegative(probe) ? 0x80 : 0));
+            Assert.True(expected == Fp8E4M3.FromFloat(probe), $"{probe:R}: expected 0x{expected:X2}, got 0x{Fp8E4M3.FromFloat(probe):X2}");
+        }
+        Assert.Equal(0x7F, Fp8E4M3.FromFloat(float.NaN));
+        Assert.Equal(0x80, Fp8E4M3.FromFloat(-0f));
+    }
+
     [Fact]
     public void Block_dequantises_a_130_by_260_weight_with_partial_edge_blocks()
     {
