@@ -9,11 +9,10 @@ public static partial class NativeKernels
     public const int MaxTopLogprobs = 32;
 
     /// <summary>
-    /// Per row of <paramref name="logits"/> [B, V] (float32, bfloat16 or float16, contiguous, on CUDA), reading the
-    /// logits once: the <paramref name="k"/> best tokens of log_softmax(logits / T) in descending order (equal values:
-    /// lower id first), the logprob of each row's chosen token, and the argmax (the lowest id of the maximum). Two
-    /// launches: slices of every row in parallel, then a merge per row; the split depends on V only, so the same
-    /// logits give the same bits on any GPU. Reference: <c>BatchLogprobs.Reference</c> in MLNode.Engines (log_softmax, topk, gather).
+    /// Per row of <paramref name="logits"/> [B, V] (float32, bfloat16 or float16, contiguous, on CUDA), in one launch
+    /// that reads the logits once: the <paramref name="k"/> best tokens of log_softmax(logits / T) in descending
+    /// order (equal values: lower id first), the logprob of each row's chosen token, and the argmax (the lowest id
+    /// of the maximum). Reference: <c>BatchLogprobs.Reference</c> in MLNode.Engines (log_softmax, topk, gather).
     /// </summary>
     /// <param name="k">1 ≤ k ≤ min(<see cref="MaxTopLogprobs"/>, V).</param>
     /// <param name="chosen">int64 [B] on the logits' device: the token whose logprob to report, −1 for the argmax
@@ -31,17 +30,13 @@ public static partial class NativeKernels
         RequireRowVector(chosen, ScalarType.Int64, rows, logits.device, nameof(chosen));
         RequireRowVector(temperature, ScalarType.Float32, rows, logits.device, nameof(temperature));
 
-        var vocab = logits.shape[1];
-        Check(mlnode_topk_logprobs_scratch_bytes(rows, vocab, k, out var scratchBytes), nameof(mlnode_topk_logprobs_scratch_bytes));
-        // The slices' partials, from libtorch's caching allocator: freeing it here is ordered after the kernels on the stream.
-        using var scratch = empty([scratchBytes], ScalarType.Byte, logits.device);
         var values = empty([rows, k], ScalarType.Float32, logits.device);
         var ids = empty([rows, k], ScalarType.Int64, logits.device);
         var chosenLogprob = empty([rows], ScalarType.Float32, logits.device);
         var argmax = empty([rows], ScalarType.Int64, logits.device);
-        Check(mlnode_topk_logprobs(Pointer(logits), (int)logits.dtype, rows, vocab,
+        Check(mlnode_topk_logprobs(Pointer(logits), (int)logits.dtype, rows, logits.shape[1],
                 temperature is null ? 0 : Pointer(temperature), chosen is null ? 0 : Pointer(chosen), k,
-                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Pointer(scratch), scratchBytes, Stream),
+                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Stream),
             nameof(mlnode_topk_logprobs));
         return (values, ids, chosenLogprob, argmax);
     }
@@ -54,9 +49,6 @@ public static partial class NativeKernels
     }
 
     [LibraryImport(LibraryName)]
-    private static partial int mlnode_topk_logprobs_scratch_bytes(long rows, long vocab, int k, out long bytes);
-
-    [LibraryImport(LibraryName)]
     private static partial int mlnode_topk_logprobs(nint logits, int dtype, long rows, long vocab, nint temperature, nint chosen, int k,
-        nint values, nint ids, nint chosenLogprob, nint argmax, nint scratch, long scratchBytes, nint stream);
+        nint values, nint ids, nint chosenLogprob, nint argmax, nint stream);
 }

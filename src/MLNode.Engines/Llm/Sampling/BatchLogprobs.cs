@@ -6,7 +6,7 @@ namespace MLNode.Engines.Llm.Sampling;
 /// <summary>
 /// What a decode step reports for rows of logits [B, V] whose sampling needs no masks: per row the k best
 /// tokens of log_softmax(logits / T) in descending order, the logprob of a chosen token, and the best token.
-/// On CUDA with the native library this is a native kernel that reads the logits once; elsewhere, and as
+/// On CUDA with the native library this is one fused kernel that reads the logits once; elsewhere, and as
 /// that kernel's oracle, the TorchSharp ops of <see cref="Reference"/>. Min-p, top-k and top-p masks are not
 /// covered: rows that use them go through <see cref="TokenSampler.Next"/>.
 /// </summary>
