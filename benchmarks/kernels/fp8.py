@@ -80,7 +80,10 @@ def lt_gemm_rows(m, inp, out, w, s, weight_f32, x, bf16_ms, shape):
 
     lt()
     groups = x.float().view(m, inp // BLOCK, BLOCK)
-    torch_scales = groups.abs().amax(-1) / 448.0
+    # A tensor divisor: libtorch divides by a Python scalar as a multiplication by its reciprocal, which rounds
+    # differently from the IEEE division the kernel (and its C# reference) define.
+    amax = groups.abs().amax(-1)
+    torch_scales = amax / torch.full_like(amax, 448.0)
     torch_q = (groups / torch_scales[..., None]).to(torch.float8_e4m3fn).view(torch.uint8).view(m, inp)
     code_mismatches = (q[:m] != torch_q).sum().item()
     scale_mismatches = (scales[:, :m] != torch_scales.t()).sum().item()

@@ -97,7 +97,10 @@ def bench_householder(lib):
         # One bf16 step of the result, plus the product's change when the dot rounds up to two bf16 values away
         # (cuBLAS sums the 4096 products in another order; the GPU tests allow the same two steps).
         dot = (want.float() @ v.float()).abs()  # |x·v| is the same before and after the reflection, up to sign
-        compare(f"householder {name}", got, want, BF16_STEP * (want.float().abs() + 2 * 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
+        # Rows where the dot lands on another bf16 value can also flip the final rounding of a value near a
+        # binade edge: allow two steps of the result here; the GPU tests check each row exactly against the
+        # libtorch expression evaluated with the kernel's dot.
+        compare(f"householder {name}", got, want, BF16_STEP * (2 * want.float().abs() + 2 * 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
     del expected
     native.report("poc_householder", f"T={rows} d={D} bf16 hidden+residual",
                   native.time_ms(lambda: ours(hidden, residual)), native.time_ms(lambda: reference(hidden, residual)),
