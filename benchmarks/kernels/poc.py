@@ -91,16 +91,23 @@ def bench_householder(lib):
     def reference(h, r):
         return h - 2 * (h @ v).unsqueeze(-1) * v, r - 2 * (r @ v).unsqueeze(-1) * v
 
-    expected = reference(hidden, residual)
+    def float32_dot(h, r):
+        # The kernel's definition: the dot accumulated in float32 and rounded once to bf16, then libtorch's
+        # elementwise roundings. cuBLAS's bf16 GEMV may reduce in bf16 (PyTorch allows it by default), so the
+        # plain expression can sit several dot steps away on long rows: reported, not asserted.
+        def one(x):
+            return x - 2 * (x.float() @ v.float()).to(torch.bfloat16).unsqueeze(-1) * v
+        return one(h), one(r)
+
+    expected, exact_dot = reference(hidden, residual), float32_dot(hidden, residual)
     ours(hidden, residual)
-    for name, got, want in (("hidden", hidden, expected[0]), ("residual", residual, expected[1])):
-        # One bf16 step of the result, plus the product's change when the dot rounds up to two bf16 values away
-        # (cuBLAS sums the 4096 products in another order; the GPU tests allow the same two steps).
+    for name, got, want, plain in (("hidden", hidden, exact_dot[0], expected[0]), ("residual", residual, exact_dot[1], expected[1])):
+        # One bf16 step of the result, plus the product's change when the float32 dot, summed in another
+        # order, rounds to the neighbouring bf16 value.
         dot = (want.float() @ v.float()).abs()  # |x·v| is the same before and after the reflection, up to sign
-        # Rows where the dot lands on another bf16 value can also flip the final rounding of a value near a
-        # binade edge: allow two steps of the result here; the GPU tests check each row exactly against the
-        # libtorch expression evaluated with the kernel's dot.
-        compare(f"householder {name}", got, want, BF16_STEP * (2 * want.float().abs() + 2 * 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
+        compare(f"householder {name}", got, want, BF16_STEP * (want.float().abs() + 2 * (2 * dot.unsqueeze(-1) * v.float().abs())))
+        print(f"householder {name}: max |ours - (h - 2(h@v)v with cuBLAS's bf16 dot)| = {(got.float() - plain.float()).abs().max().item():.3e}", flush=True)
+    del exact_dot
     del expected
     native.report("poc_householder", f"T={rows} d={D} bf16 hidden+residual",
                   native.time_ms(lambda: ours(hidden, residual)), native.time_ms(lambda: reference(hidden, residual)),
