@@ -4,12 +4,19 @@
 // (log_softmax, topk and gather on the same device).
 //
 // Single pass. Every thread keeps an online (max, sum of exp(x - max)) over the elements it reads; every
-// warp keeps its k best (value, id) pairs spread over its lanes (lane i holds the i-th best), which is
-// cheap because after the first few hundred elements almost nothing beats the warp's k-th best and one
-// vote per vector skips the rest. At the end the warps' lists are merged in a fixed tree and the
-// (max, sum) pairs reduced in a fixed order, so the same logits give the same bits on every run.
+// warp keeps its k best (value, id) pairs spread over its lanes (lane i holds the i-th best). Inserting
+// into that list is a serial warp-collective step (a vote and a few shuffles), so what costs is how many
+// elements get admitted. Started empty, each warp would admit ~k·(1 + ln(n/k)) of its n elements (~130 of
+// 4.7k at V = 152k), and the time would go to inserts, not to reading. So the first load round doubles as
+// a sample: the k-th largest of the 32 warps' sample maxima is a floor that k elements reach, nothing
+// below it can be in the top-k, and every list starts full of placeholders (floor, no id) that any element
+// at or above the floor beats. The row's top-k then comes from a few hundred elements above the floor, a
+// handful per warp, and one vote per vector rules out all the others. At the end the warps' lists are
+// merged in a fixed tree and the (max, sum) pairs reduced in a fixed order, so the same logits give the
+// same bits on every run.
 //
-// Order: descending value, ties by the lower token id — a strict total order, so the top-k is unique.
+// Order: descending value, ties by the lower token id — a strict total order, so the top-k is unique and
+// does not depend on the floor.
 // Values are log_softmax(x / T) computed as libtorch computes them on CUDA: x * (1 / T) (its division by
 // a scalar multiplies by the reciprocal), then x - (max + log(sum)). The products go through __fmul_rn so
 // the compiler cannot fuse them into a later subtraction and round differently from libtorch.
@@ -26,7 +33,7 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kMaxK = 32;           // one list entry per lane
 constexpr int kVectorsInFlight = 4; // 16-byte loads issued per thread before any is used: 64 KiB per SM in flight
 constexpr unsigned kAll = 0xffffffffu;
-constexpr int kNoId = INT32_MAX;    // sentinel entries (−∞, kNoId) lose to every element of the row
+constexpr int kNoId = INT32_MAX;    // placeholders (floor, kNoId) lose to every element at or above the floor
 static_assert(kWarps == 32, "the normaliser's last reduction gives each lane of warp 0 one warp");
 
 struct Entry {
@@ -50,17 +57,18 @@ __device__ __forceinline__ void combine(float& m, float& s, float om, float os) 
   s = a + b;
 }
 
-// A warp's k best entries, lane i holding the i-th; `last` is entry k−1 broadcast to all lanes.
+// A warp's k best entries, lane i holding the i-th; `last` is entry k−1 broadcast to all lanes. It starts
+// as k placeholders (floor, kNoId), so it only ever admits elements at or above the floor.
 struct WarpTopK {
   Entry mine;
   Entry last;
   int k;
   int lane;
 
-  __device__ void init(int k_, int lane_) {
+  __device__ void init(int k_, int lane_, float floor) {
     k = k_;
     lane = lane_;
-    mine = {-INFINITY, kNoId};
+    mine = {floor, kNoId};
     last = mine;
   }
 
@@ -137,6 +145,49 @@ __device__ __forceinline__ void consume(const float (&x)[N], int count, int firs
   for (int j = 0; j < N; j++) top.offer(j < count ? x[j] : -INFINITY, j < count ? first_id + j : kNoId);
 }
 
+// Loads this thread's vectors of the round that starts at vector `base` (zeros past the end: never consumed).
+__device__ __forceinline__ void load_round(const uint4* body, long long vectors, long long base, int tid,
+                                           uint4 (&raw)[kVectorsInFlight]) {
+#pragma unroll
+  for (int u = 0; u < kVectorsInFlight; u++) {
+    long long v = base + (long long)u * kThreads + tid;
+    raw[u] = v < vectors ? __ldcs(body + v) : make_uint4(0, 0, 0, 0);
+  }
+}
+
+// Block-collective: a floor for the row's top-k from the first round's vectors, the same in every thread.
+// Each warp takes the maximum of its sample; the k-th largest of those 32 maxima is reached by k distinct
+// elements (k warps' maxima), so an element below it has k elements before it and is not in the top-k.
+// −∞ (no floor: the plain algorithm) when fewer than k warps sampled anything; NaNs never count (fmaxf
+// drops them), as they never enter a list.
+template <typename T>
+__device__ float sample_floor(const uint4 (&raw)[kVectorsInFlight], long long vectors, float inverse_temperature,
+                              int k, int tid, float (&warp_sample_max)[kWarps]) {
+  constexpr int P = kPerVector<T>;
+  float best = -INFINITY;
+#pragma unroll
+  for (int u = 0; u < kVectorsInFlight; u++) {
+    if ((long long)u * kThreads + tid >= vectors) continue;
+    float e[P];
+    unpack<T>(raw[u], e);
+#pragma unroll
+    for (int j = 0; j < P; j++) best = fmaxf(best, __fmul_rn(e[j], inverse_temperature));
+  }
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) best = fmaxf(best, __shfl_xor_sync(kAll, best, offset));
+  if (tid % 32 == 0) warp_sample_max[tid / 32] = best;
+  __syncthreads();
+
+  const float mine = warp_sample_max[tid % 32];
+  int reaching = 0;
+#pragma unroll
+  for (int w = 0; w < kWarps; w++) reaching += warp_sample_max[w] >= mine ? 1 : 0;
+  float floor = reaching >= k ? mine : -INFINITY;
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) floor = fmaxf(floor, __shfl_xor_sync(kAll, floor, offset));
+  return floor;
+}
+
 template <typename T>
 __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
     const T* __restrict__ logits, long long vocab, const float* __restrict__ temperature,
@@ -147,6 +198,7 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
   __shared__ int list_id[kWarps][kMaxK];
   __shared__ float warp_max[kWarps];
   __shared__ float warp_sum[kWarps];
+  __shared__ float warp_sample_max[kWarps];
 
   const int row = blockIdx.x;
   const int tid = threadIdx.x;
@@ -162,9 +214,12 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
   const int remainder = (int)(head + vocab - tail_start);  // ≤ 2(P − 1) < kThreads
   const uint4* body = reinterpret_cast<const uint4*>(x + head);
 
+  // The first round's vectors are also the sample the lists' floor comes from.
+  uint4 raw[kVectorsInFlight];
+  load_round(body, vectors, 0, tid, raw);
   float m = -INFINITY, s = 0.0f;
   WarpTopK top;
-  top.init(k, lane);
+  top.init(k, lane, sample_floor<T>(raw, vectors, inverse_temperature, k, tid, warp_sample_max));
 
   {
     float one[1] = {-INFINITY};
@@ -174,12 +229,7 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
   }
 
   for (long long base = 0; base < vectors; base += (long long)kVectorsInFlight * kThreads) {
-    uint4 raw[kVectorsInFlight];
-#pragma unroll
-    for (int u = 0; u < kVectorsInFlight; u++) {
-      long long v = base + (long long)u * kThreads + tid;
-      raw[u] = v < vectors ? __ldcs(body + v) : make_uint4(0, 0, 0, 0);
-    }
+    if (base > 0) load_round(body, vectors, base, tid, raw);
 #pragma unroll
     for (int u = 0; u < kVectorsInFlight; u++) {
       long long v = base + (long long)u * kThreads + tid;

@@ -101,6 +101,27 @@ public class TopkLogprobsTests
     }
 
     [Fact]
+    public void Ties_at_the_sampled_floor_admit_elements_the_sample_missed_lowest_id_first()
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        // The kernel samples the first load round of 16-byte vectors and starts every warp's list at a floor: the k-th
+        // largest of the 32 warps' sample maxima. A 1 in lane 5's first vector of warps 0–21 makes that floor 1, so the
+        // top 20 are all ties at the floor, led by ids 0 and 2 of the unaligned head, which the sample never reads.
+        const int k = 20;
+        var ones = new[] { 0, 2, 100_000 }.Concat(Enumerable.Range(0, 22).Select(warp => 3 + 4 * (32 * warp + 5) + 2)).ToArray();
+        var buffer = zeros(Vocab + 1);
+        foreach (var id in ones) buffer[id + 1] = tensor(1f);
+        var logits = buffer.to(cuda)[TensorIndex.Slice(1)].view(1, Vocab);  // 4 bytes off alignment: ids 0–2 are the head
+
+        var (values, ids, _, argmax) = NativeKernels.TopkLogprobs(logits, k);
+        Assert.Equal(ones.Order().Take(k).Select(id => (long)id).ToArray(), Longs(ids));
+        Assert.Equal(0L, argmax.cpu().item<long>());
+        var v = Floats(values);
+        Assert.True(v.All(x => x == v[0]), $"tied values differ: {string.Join(", ", v)}");
+    }
+
+    [Fact]
     public void The_same_logits_give_the_same_bits()
     {
         var cuda = Gpu.Require();
