@@ -46,9 +46,10 @@ public sealed class KvCache : IDisposable
 public abstract record KvStep(KvCache Cache);
 
 /// <summary>
-/// The prompts of B sequences in one forward, right-padded to the longest, <see cref="Length"/> L, so that
-/// every real token keeps its own position 0..len−1. Row b's tokens [0, lengths[b]) are stored into slot
-/// slots[b]; padding is neither stored nor attended to, and its own outputs are never read.
+/// The prompts of B sequences in one forward, right-padded to the longest, <see cref="Length"/> L. Padding
+/// on the right needs no mask beyond the causal one: every real token keeps its own position 0..len−1 and
+/// attends only to earlier positions, all real. Row b's tokens [0, lengths[b]) are stored into slot
+/// slots[b]; the padding's keys and values are not stored, and its outputs are never read.
 /// </summary>
 public sealed record PrefillStep : KvStep
 {
@@ -60,13 +61,6 @@ public sealed record PrefillStep : KvStep
         TokenSlots = tensor(real.Select(t => (long)slots[t.Row]).ToArray(), device: device);
         TokenPositions = tensor(real.Select(t => (long)t.Position).ToArray(), device: device);
         Last = tensor(lengths.Select((n, b) => (long)(b * Length + n - 1)).ToArray(), device: device);
-        if (lengths.Any(n => n != Length))
-        {
-            var key = arange(Length, ScalarType.Int64, device);
-            var causal = key.unsqueeze(0) <= key.unsqueeze(1);                                                              // [L(query), L(key)]
-            var unpadded = key.unsqueeze(0) < tensor(lengths.Select(n => (long)n).ToArray(), device: device).unsqueeze(1); // [B, L(key)]
-            Mask = (causal.unsqueeze(0) & unpadded.unsqueeze(1)).unsqueeze(1);                                              // [B, 1, L, L]
-        }
     }
 
     /// <summary>L: the longest prompt, the width of the batch.</summary>
@@ -83,13 +77,6 @@ public sealed record PrefillStep : KvStep
 
     /// <summary>Index of each row's last prompt token in the flattened batch [B·L], int64 [B]: where its next token is predicted.</summary>
     public Tensor Last { get; }
-
-    /// <summary>
-    /// Causal and not padding, bool [B, 1, L, L]; null when no row is padded, so that attention takes the plain
-    /// causal path (flash kernels on the GPU, no L×L mask). A padded query row still sees its own prompt, so no
-    /// row of the mask is all-false (which would make softmax NaN).
-    /// </summary>
-    public Tensor? Mask { get; }
 }
 
 /// <summary>One token per sequence: <paramref name="Slots"/> and <paramref name="Positions"/> are int64 [B]; <paramref name="Span"/> = max position + 1.</summary>

@@ -41,10 +41,10 @@ public sealed class LlmGenerator : IAsyncDisposable
     private readonly List<Sequence> _running = [];
 
     /// <summary>
-    /// Padded tokens one prefill forward may hold by default. Prefill is launch-bound for short prompts, so
-    /// batching them is nearly free, but activations grow with B·L: on a Qwen3-8B shape 16k tokens keep the
-    /// forward's transients (MLP intermediates, logits-free since only last rows reach the LM head) near 1 GB
-    /// in bf16, so a burst of long prompts cannot run the GPU out of memory.
+    /// Padded tokens one prefill forward may hold by default. Short prompts prefill launch-bound, so batching
+    /// them is nearly free, but activations grow with B·L; at 16k tokens a Qwen3-8B-shaped forward's largest
+    /// transients are its MLP intermediates, [16k, 12288] in bf16 (~0.4 GB each), and only each row's last
+    /// position reaches the LM head, so a burst of long prompts cannot run the GPU out of memory.
     /// </summary>
     public const int DefaultPrefillTokens = 16384;
 
@@ -121,7 +121,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         using var scope = NewDisposeScope();
         var lengths = batch.Select(s => s.Request.Prompt.Count).ToArray();
         var width = lengths.Max();
-        var ids = new long[batch.Count * width]; // padding id 0: never stored nor attended to
+        var ids = new long[batch.Count * width]; // padding id 0: real tokens never see it, and it is not stored
         for (var b = 0; b < batch.Count; b++)
             for (var p = 0; p < lengths[b]; p++) ids[b * width + p] = batch[b].Request.Prompt[p];
         var step = new PrefillStep(_cache, batch.Select(s => s.Slot).ToArray(), lengths, Device);

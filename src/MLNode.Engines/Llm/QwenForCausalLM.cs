@@ -196,7 +196,6 @@ public sealed class QwenAttention : nn.Module
             case PrefillStep prefill:
                 Store(step.Cache.Keys(layer), k, prefill);
                 Store(step.Cache.Values(layer), v, prefill);
-                mask = prefill.Mask;
                 break;
             case DecodeStep decode:
                 // Write this token's key/value at each sequence's position, then attend over its whole history.

@@ -11,9 +11,8 @@ namespace MLNode.Engines.Tests.Llm;
 /// </summary>
 public sealed class BatchedPrefillTests
 {
-    // A padded batch attends through an explicit mask, which may select another SDPA kernel than the causal
-    // flag of an unpadded prompt, so fp32 values may move in the last bits (~1e-6 on these 64-wide models);
-    // 1e-4 is the tolerance the transformers fixtures use for the same kind of difference.
+    // Padding changes no real token's inputs, but batch shapes change GEMM blocking, so fp32 values may move
+    // in the last bits (~1e-6 on these 64-wide models); 1e-4 is the fixtures' tolerance for such differences.
     private const double Tolerance = 1e-4;
 
     private static readonly int[] Lengths = [5, 23, 1, 12];
