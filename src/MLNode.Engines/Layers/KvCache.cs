@@ -42,11 +42,42 @@ public sealed class KvCache : IDisposable
     }
 }
 
-/// <summary>How one forward uses the cache: a whole prompt into one slot, or one new token for each of several slots.</summary>
+/// <summary>How one forward uses the cache: whole prompts into their slots, or one new token for each of several slots.</summary>
 public abstract record KvStep(KvCache Cache);
 
-/// <summary>The prompt of one sequence, positions 0..L−1, written into <paramref name="Slot"/>.</summary>
-public sealed record PrefillStep(KvCache Cache, int Slot) : KvStep(Cache);
+/// <summary>
+/// The prompts of B sequences in one forward, right-padded to the longest, <see cref="Length"/> L. Padding
+/// on the right needs no mask beyond the causal one: every real token keeps its own position 0..len−1 and
+/// attends only to earlier positions, all real. Row b's tokens [0, lengths[b]) are stored into slot
+/// slots[b]; the padding's keys and values are not stored, and its outputs are never read.
+/// </summary>
+public sealed record PrefillStep : KvStep
+{
+    public PrefillStep(KvCache cache, IReadOnlyList<int> slots, IReadOnlyList<int> lengths, Device device) : base(cache)
+    {
+        Length = lengths.Max();
+        var real = Enumerable.Range(0, lengths.Count).SelectMany(b => Enumerable.Range(0, lengths[b]).Select(p => (Row: b, Position: p))).ToArray();
+        Tokens = tensor(real.Select(t => (long)(t.Row * Length + t.Position)).ToArray(), device: device);
+        TokenSlots = tensor(real.Select(t => (long)slots[t.Row]).ToArray(), device: device);
+        TokenPositions = tensor(real.Select(t => (long)t.Position).ToArray(), device: device);
+        Last = tensor(lengths.Select((n, b) => (long)(b * Length + n - 1)).ToArray(), device: device);
+    }
+
+    /// <summary>L: the longest prompt, the width of the batch.</summary>
+    public long Length { get; }
+
+    /// <summary>Indices of the real tokens in the flattened batch [B·L], int64 [N], row by row.</summary>
+    public Tensor Tokens { get; }
+
+    /// <summary>The cache slot of each real token, int64 [N].</summary>
+    public Tensor TokenSlots { get; }
+
+    /// <summary>The position of each real token, int64 [N].</summary>
+    public Tensor TokenPositions { get; }
+
+    /// <summary>Index of each row's last prompt token in the flattened batch [B·L], int64 [B]: where its next token is predicted.</summary>
+    public Tensor Last { get; }
+}
 
 /// <summary>One token per sequence: <paramref name="Slots"/> and <paramref name="Positions"/> are int64 [B]; <paramref name="Span"/> = max position + 1.</summary>
 public sealed record DecodeStep(KvCache Cache, Tensor Slots, Tensor Positions, long Span) : KvStep(Cache);

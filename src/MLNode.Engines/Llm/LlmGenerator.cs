@@ -22,7 +22,7 @@ public sealed record GenerationRequest(
 public sealed record GeneratedToken(TokenLogprob Token, FinishReason? Finish);
 
 /// <summary>
-/// Continuous batching over one model: new sequences are prefilled as KV-cache slots free up, and every
+/// Continuous batching over one model: new sequences are prefilled together as KV-cache slots free up, and every
 /// step decodes one token for all running sequences together. One thread owns the model's generation
 /// state; callers stream tokens from a channel and may cancel at any time (their slot is freed at the
 /// next step). A failing step fails only the sequences in it; the loop keeps serving.
@@ -32,6 +32,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     private readonly QwenForCausalLM _model;
     private readonly KvCache _cache;
     private readonly int _maxBatch;
+    private readonly int _prefillTokens;
     private readonly ILogger _logger;
     private readonly ConcurrentQueue<Sequence> _pending = new();
     private readonly SemaphoreSlim _wake = new(0);
@@ -39,9 +40,17 @@ public sealed class LlmGenerator : IAsyncDisposable
     private readonly Task _loop;
     private readonly List<Sequence> _running = [];
 
-    public LlmGenerator(QwenForCausalLM model, KvCache cache, int maxBatch, ILogger logger)
+    /// <summary>
+    /// Padded tokens one prefill forward may hold by default. Short prompts prefill launch-bound, so batching
+    /// them is nearly free, but activations grow with B·L; at 16k tokens a Qwen3-8B-shaped forward's largest
+    /// transients are its MLP intermediates, [16k, 12288] in bf16 (~0.4 GB each), and only each row's last
+    /// position reaches the LM head, so a burst of long prompts cannot run the GPU out of memory.
+    /// </summary>
+    public const int DefaultPrefillTokens = 16384;
+
+    public LlmGenerator(QwenForCausalLM model, KvCache cache, int maxBatch, ILogger logger, int prefillTokens = DefaultPrefillTokens)
     {
-        (_model, _cache, _maxBatch, _logger) = (model, cache, Math.Min(maxBatch, cache.Slots), logger);
+        (_model, _cache, _maxBatch, _logger, _prefillTokens) = (model, cache, Math.Min(maxBatch, cache.Slots), logger, prefillTokens);
         _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
     }
 
@@ -79,27 +88,44 @@ public sealed class LlmGenerator : IAsyncDisposable
         foreach (var s in _running.Concat(_pending)) s.Output.Writer.TryComplete(new ObjectDisposedException(nameof(LlmGenerator)));
     }
 
-    /// <summary>Prefills waiting sequences while slots and batch room remain, emitting each one's first token.</summary>
+    /// <summary>
+    /// Admits waiting sequences while slots and batch room remain and prefills them together in one forward,
+    /// emitting each one's first token. The batch is right-padded to its longest prompt and holds at most
+    /// <see cref="_prefillTokens"/> padded tokens (one longer prompt still goes alone); the rest wait a step.
+    /// </summary>
     private void Admit()
     {
-        while (_running.Count < _maxBatch && _cache.FreeSlots > 0 && _pending.TryDequeue(out var sequence))
+        var admitted = new List<Sequence>();
+        var width = 0;
+        while (_running.Count + admitted.Count < _maxBatch && _cache.FreeSlots > 0 && _pending.TryPeek(out var next))
         {
-            if (sequence.Cancelled.IsCancellationRequested)
+            var wider = Math.Max(width, next.Request.Prompt.Count);
+            if (admitted.Count > 0 && (long)(admitted.Count + 1) * wider > _prefillTokens) break;
+            _pending.TryDequeue(out _);
+            if (next.Cancelled.IsCancellationRequested)
             {
-                Cancel(sequence);
+                Cancel(next);
                 continue;
             }
-            sequence.Slot = _cache.Acquire();
-            _running.Add(sequence);
-            Step([sequence], batch =>
-            {
-                using var scope = NewDisposeScope();
-                var s = batch[0];
-                var ids = tensor(s.Request.Prompt.Select(t => (long)t).ToArray(), [1, s.Request.Prompt.Count], device: Device);
-                var logits = _model.Prefill(ids, new PrefillStep(_cache, s.Slot));
-                EmitAll(batch, logits[-1].unsqueeze(0));
-            });
+            next.Slot = _cache.Acquire();
+            admitted.Add(next);
+            width = wider;
         }
+        if (admitted.Count == 0) return;
+        _running.AddRange(admitted);
+        Step(admitted, PrefillAll);
+    }
+
+    private void PrefillAll(IReadOnlyList<Sequence> batch)
+    {
+        using var scope = NewDisposeScope();
+        var lengths = batch.Select(s => s.Request.Prompt.Count).ToArray();
+        var width = lengths.Max();
+        var ids = new long[batch.Count * width]; // padding id 0: real tokens never see it, and it is not stored
+        for (var b = 0; b < batch.Count; b++)
+            for (var p = 0; p < lengths[b]; p++) ids[b * width + p] = batch[b].Request.Prompt[p];
+        var step = new PrefillStep(_cache, batch.Select(s => s.Slot).ToArray(), lengths, Device);
+        EmitAll(batch, _model.Prefill(tensor(ids, [batch.Count, width], device: Device), step));
     }
 
     private Device Device => _device ??= _model.parameters().First().device;

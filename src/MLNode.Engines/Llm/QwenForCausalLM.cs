@@ -46,13 +46,14 @@ public sealed class QwenForCausalLM : nn.Module
     public Tensor Hidden(Tensor inputsEmbeds, Func<int, Tensor, Tensor>? afterLayer = null) => model.forward(inputsEmbeds, afterLayer, null);
 
     /// <summary>
-    /// Runs a prompt (int64 [1, L]) at positions 0..L−1, storing its keys and values in the cache slot;
-    /// returns the float32 logits [L, V] of every position.
+    /// Runs B right-padded prompts (int64 [B, L]) at positions 0..L−1, storing their keys and values in their
+    /// cache slots; returns the float32 logits [B, V] at each prompt's last token (the LM head runs on those rows only).
     /// </summary>
     public Tensor Prefill(Tensor ids, PrefillStep step)
     {
         using var scope = NewDisposeScope();
-        return Logits(model.forward(Embed(ids), null, step))[0].MoveToOuterDisposeScope();
+        var hidden = model.forward(Embed(ids), null, step);
+        return Logits(hidden.flatten(0, 1).index_select(0, step.Last)).MoveToOuterDisposeScope();
     }
 
     /// <summary>One new token per sequence (int64 [B]) at its position, reading and extending the cache; float32 logits [B, V].</summary>
@@ -193,8 +194,8 @@ public sealed class QwenAttention : nn.Module
         switch (step)
         {
             case PrefillStep prefill:
-                step.Cache.Keys(layer)[prefill.Slot].narrow(1, 0, length).copy_(k[0]);
-                step.Cache.Values(layer)[prefill.Slot].narrow(1, 0, length).copy_(v[0]);
+                Store(step.Cache.Keys(layer), k, prefill);
+                Store(step.Cache.Values(layer), v, prefill);
                 break;
             case DecodeStep decode:
                 // Write this token's key/value at each sequence's position, then attend over its whole history.
@@ -216,6 +217,13 @@ public sealed class QwenAttention : nn.Module
             : nn.functional.scaled_dot_product_attention(q, k, v, mask);
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Writes the real tokens of <paramref name="kv"/> [B, H, L, D] to their (slot, position); cache rows past each prompt keep what they held.</summary>
+    private void Store(Tensor cache, Tensor kv, PrefillStep prefill)
+    {
+        var tokens = kv.transpose(1, 2).reshape(-1, _kvHeads, _headDim).index_select(0, prefill.Tokens);
+        cache.index_put_(tokens, TensorIndex.Tensor(prefill.TokenSlots), TensorIndex.Colon, TensorIndex.Tensor(prefill.TokenPositions));
     }
 
     /// <summary>[B, L, H·D] → [B, L, H, D], normalising each head where the architecture does.</summary>

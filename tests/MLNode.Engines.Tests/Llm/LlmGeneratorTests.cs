@@ -16,12 +16,12 @@ public sealed class LlmGeneratorTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static LlmGenerator NewGenerator(string model, int slots = 4, int capacity = 128)
+    private static LlmGenerator NewGenerator(string model, int slots = 4, int capacity = 128, int prefillTokens = LlmGenerator.DefaultPrefillTokens)
     {
         var lm = TinyModels.Get(model, ScalarType.Float32);
         var c = lm.Config;
         var cache = new KvCache(c.NumHiddenLayers, slots, c.NumKeyValueHeads, capacity, c.HeadDim, ScalarType.Float32, CPU);
-        return new LlmGenerator(lm, cache, slots, NullLogger.Instance);
+        return new LlmGenerator(lm, cache, slots, NullLogger.Instance, prefillTokens);
     }
 
     private static async Task<List<GeneratedToken>> Collect(System.Threading.Channels.ChannelReader<GeneratedToken> reader)
@@ -126,6 +126,24 @@ public sealed class LlmGeneratorTests
         Assert.Equal(FinishReason.Stop, stopped[^1].Finish);
         Assert.Equal(greedy.Take(stopped.Count).Select(t => t.Token.Token), stopped.Select(t => t.Token.Token));
         Assert.Equal(stopAt, stopped[^1].Token.Token);
+    }
+
+    [Fact]
+    public async Task A_prefill_token_budget_admits_prompts_in_rounds_with_the_same_results()
+    {
+        // A budget of 1 token admits one prompt per round (the first always goes, however long).
+        await using var unbounded = NewGenerator("qwen3-tiny");
+        await using var bounded = NewGenerator("qwen3-tiny", prefillTokens: 1);
+        var requests = new[] { new[] { 3, 1, 4, 1, 5 }, [9, 2], Enumerable.Range(30, 17).ToArray(), [6] }
+            .Select(p => new GenerationRequest(p, new SamplingParams(Temperature: 0, TopLogprobs: 2), 10, new HashSet<int>())).ToList();
+        var expected = await Task.WhenAll(requests.Select(r => Collect(unbounded.Generate(r, Ct))));
+        var actual = await Task.WhenAll(requests.Select(r => Collect(bounded.Generate(r, Ct))));
+        for (var i = 0; i < requests.Count; i++)
+        {
+            Assert.Equal(expected[i].Select(t => t.Token.Token), actual[i].Select(t => t.Token.Token));
+            // Rounds change padding and batch shapes, so fp32 logprobs may move in the last bits only.
+            Assert.All(expected[i].Zip(actual[i]), p => Assert.True(Math.Abs(p.First.Token.Logprob - p.Second.Token.Logprob) <= 1e-4));
+        }
     }
 
     [Fact]
