@@ -1,28 +1,22 @@
-// Top-k log-probabilities over the vocabulary, fused: the logits [B, V] are read once to produce, per row,
-// the log-softmax normaliser, the k best tokens with their logprobs, the logprob of a chosen token and the
-// argmax. Reference: MLNode.Engines.Llm.Sampling.BatchLogprobs.Reference (log_softmax, topk and gather on
-// the same device).
+// Top-k log-probabilities over the vocabulary, fused: per row of logits [B, V] one block reads the row
+// once and produces the log-softmax normaliser, the k best tokens with their logprobs, the logprob of a
+// chosen token and the argmax. Reference: MLNode.Engines.Llm.Sampling.BatchLogprobs.Reference
+// (log_softmax, topk and gather on the same device).
 //
-// Two launches. Each row is cut into S = ceil(V / 65536) slices (3 at V = 152k), and a grid of (B, S)
-// 1024-thread blocks each reduce one slice to its (max, sum of exp(x − max)) and its k best (value, id),
-// written to caller-supplied scratch; then one warp per row merges the S lists and pairs in slice order.
-// One block per row would leave most SMs idle at small batches and each block latency-bound; S depends on
-// V only, never on the GPU, so every GPU sums in the same order and gives the same bits.
-//
-// Within a slice, single pass. Every thread keeps an online (max, sum) over the elements it reads; every
+// Single pass. Every thread keeps an online (max, sum of exp(x - max)) over the elements it reads; every
 // warp keeps its k best (value, id) pairs spread over its lanes (lane i holds the i-th best). Inserting
 // into that list is a serial warp-collective step (a vote and a few shuffles), so what costs is how many
-// elements get admitted. Started empty, each warp would admit ~k·(1 + ln(n/k)) of its n elements, and the
-// time would go to inserts, not to reading. So the first load round doubles as a sample: the k-th largest
-// of the 32 warps' sample maxima is a floor that k elements reach, nothing below it can be in the top-k,
-// and every list starts full of placeholders (floor, no id) that any element at or above the floor beats.
-// The slice's top-k then comes from a few hundred elements above the floor, a handful per warp, and one
-// vote per vector rules out all the others. The loads are pipelined: each vector's registers are refilled
-// with the next round's vector before it is consumed. At the end the warps' lists are merged in a fixed
-// tree and the (max, sum) pairs reduced in a fixed order, so the same logits give the same bits on every run.
+// elements get admitted. Started empty, each warp would admit ~k·(1 + ln(n/k)) of its n elements (~130 of
+// 4.7k at V = 152k), and the time would go to inserts, not to reading. So the first load round doubles as
+// a sample: the k-th largest of the 32 warps' sample maxima is a floor that k elements reach, nothing
+// below it can be in the top-k, and every list starts full of placeholders (floor, no id) that any element
+// at or above the floor beats. The row's top-k then comes from a few hundred elements above the floor, a
+// handful per warp, and one vote per vector rules out all the others. At the end the warps' lists are
+// merged in a fixed tree and the (max, sum) pairs reduced in a fixed order, so the same logits give the
+// same bits on every run.
 //
 // Order: descending value, ties by the lower token id — a strict total order, so the top-k is unique and
-// depends on neither the floor nor the slices.
+// does not depend on the floor.
 // Values are log_softmax(x / T) computed as libtorch computes them on CUDA: x * (1 / T) (its division by
 // a scalar multiplies by the reciprocal), then x - (max + log(sum)). The products go through __fmul_rn so
 // the compiler cannot fuse them into a later subtraction and round differently from libtorch.
@@ -37,6 +31,7 @@ namespace {
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 constexpr int kMaxK = 32;           // one list entry per lane
+constexpr int kVectorsInFlight = 4; // 16-byte loads issued per thread before any is used: 64 KiB per SM in flight
 constexpr unsigned kAll = 0xffffffffu;
 constexpr int kNoId = INT32_MAX;    // placeholders (floor, kNoId) lose to every element at or above the floor
 static_assert(kWarps == 32, "the normaliser's last reduction gives each lane of warp 0 one warp");
@@ -102,9 +97,6 @@ struct WarpTopK {
 };
 
 template <typename T> constexpr int kPerVector = 16 / sizeof(T);
-// 16-byte loads each thread keeps in flight: 64 KiB per SM for f32. Half-precision vectors unpack into twice the
-// registers, and a fourth one in flight would spill past the 64 registers a 1024-thread block may have.
-template <typename T> constexpr int kVectorsInFlight = sizeof(T) == 4 ? 4 : 3;
 
 template <typename T> __device__ __forceinline__ void unpack(const uint4& raw, float (&x)[kPerVector<T>]);
 template <> __device__ __forceinline__ void unpack<float>(const uint4& raw, float (&x)[4]) {
@@ -164,12 +156,12 @@ __device__ __forceinline__ uint4 load_vector(const uint4* body, long long vector
 // −∞ (no floor: the plain algorithm) when fewer than k warps sampled anything; NaNs never count (fmaxf
 // drops them), as they never enter a list.
 template <typename T>
-__device__ float sample_floor(const uint4 (&raw)[kVectorsInFlight<T>], long long vectors, float inverse_temperature,
+__device__ float sample_floor(const uint4 (&raw)[kVectorsInFlight], long long vectors, float inverse_temperature,
                               int k, int tid, float (&warp_sample_max)[kWarps]) {
   constexpr int P = kPerVector<T>;
   float best = -INFINITY;
 #pragma unroll
-  for (int u = 0; u < kVectorsInFlight<T>; u++) {
+  for (int u = 0; u < kVectorsInFlight; u++) {
     if ((long long)u * kThreads + tid >= vectors) continue;
     float e[P];
     unpack<T>(raw[u], e);
@@ -191,35 +183,11 @@ __device__ float sample_floor(const uint4 (&raw)[kVectorsInFlight<T>], long long
   return floor;
 }
 
-// Where the slice blocks leave their results for the merge: per record r = row · slices + slice, the slice's
-// (max, sum) and its k best (scaled value, id) in rank order. Struct of arrays, so its size follows k.
-struct Partials {
-  float* max;
-  float* sum;
-  float* value;
-  int* id;
-
-  __host__ __device__ static long long bytes(long long records, int k) { return records * (2 + 2 * (long long)k) * 4; }
-
-  __host__ __device__ Partials(void* scratch, long long records, int k) {
-    max = static_cast<float*>(scratch);
-    sum = max + records;
-    value = sum + records;
-    id = reinterpret_cast<int*>(value + records * k);
-  }
-};
-
-// Slices per row: a function of the vocabulary only, never of the GPU, so every GPU sums in the same order.
-// Up to 64k elements a row stays one block (one block per SM already covers the SMs once the batch does).
-__host__ __device__ inline int slices_for(long long vocab) { return (int)((vocab + 65535) / 65536); }
-__host__ __device__ inline long long slice_length_for(long long vocab) {
-  const int slices = slices_for(vocab);
-  return (vocab + slices - 1) / slices;  // the last slice is shorter but not empty: vocab > 65536 (slices − 1)
-}
-
 template <typename T>
-__global__ void __launch_bounds__(kThreads) topk_logprobs_slice_kernel(
-    const T* __restrict__ logits, long long vocab, const float* __restrict__ temperature, int k, Partials partials) {
+__global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
+    const T* __restrict__ logits, long long vocab, const float* __restrict__ temperature,
+    const int64_t* __restrict__ chosen, int k, float* __restrict__ values, int64_t* __restrict__ ids,
+    float* __restrict__ chosen_logprob, int64_t* __restrict__ argmax) {
   constexpr int P = kPerVector<T>;
   __shared__ float list_value[kWarps][kMaxK];
   __shared__ int list_id[kWarps][kMaxK];
@@ -228,53 +196,49 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_slice_kernel(
   __shared__ float warp_sample_max[kWarps];
 
   const int row = blockIdx.x;
-  const int slice = blockIdx.y;
   const int tid = threadIdx.x;
   const int warp = tid / 32;
   const int lane = tid % 32;
-  const long long slice_length = slice_length_for(vocab);
-  const int first = (int)(slice * slice_length);  // the slice's first token id
-  const long long length = min(slice_length, vocab - first);
-  const T* x = logits + (long long)row * vocab + first;
+  const T* x = logits + (long long)row * vocab;
   const float inverse_temperature = temperature == nullptr ? 1.0f : 1.0f / temperature[row];
 
-  // The slice splits into an unaligned head, 16-byte vectors, and a tail shorter than a vector.
-  const long long head = min((long long)((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T)), length);
-  const long long vectors = (length - head) / P;
+  // The row splits into an unaligned head, 16-byte vectors, and a tail shorter than a vector.
+  const long long head = min((long long)((16 - reinterpret_cast<uintptr_t>(x) % 16) % 16 / sizeof(T)), vocab);
+  const long long vectors = (vocab - head) / P;
   const long long tail_start = head + vectors * P;
-  const int remainder = (int)(head + length - tail_start);  // ≤ 2(P − 1) < kThreads
+  const int remainder = (int)(head + vocab - tail_start);  // ≤ 2(P − 1) < kThreads
   const uint4* body = reinterpret_cast<const uint4*>(x + head);
 
   // The first round's vectors are also the sample the lists' floor comes from.
-  uint4 raw[kVectorsInFlight<T>];
+  uint4 raw[kVectorsInFlight];
 #pragma unroll
-  for (int u = 0; u < kVectorsInFlight<T>; u++) raw[u] = load_vector(body, vectors, (long long)u * kThreads + tid);
+  for (int u = 0; u < kVectorsInFlight; u++) raw[u] = load_vector(body, vectors, (long long)u * kThreads + tid);
   float m = -INFINITY, s = 0.0f;
   WarpTopK top;
   top.init(k, lane, sample_floor<T>(raw, vectors, inverse_temperature, k, tid, warp_sample_max));
 
   {
     float one[1] = {-INFINITY};
-    int at = tid < head ? tid : (int)(tail_start + tid - head);
-    if (tid < remainder) one[0] = __fmul_rn(mlnode::load_float(x, at), inverse_temperature);
-    consume(one, tid < remainder ? 1 : 0, first + at, m, s, top);
+    int id = tid < head ? tid : (int)(tail_start + tid - head);
+    if (tid < remainder) one[0] = __fmul_rn(mlnode::load_float(x, id), inverse_temperature);
+    consume(one, tid < remainder ? 1 : 0, id, m, s, top);
   }
 
   // Software-pipelined: each vector is unpacked and its register refilled with the next round's vector
   // before it is consumed, so kVectorsInFlight loads stay in flight across the consuming instead of the
   // round stalling on its first load. Double buffering whole rounds would need 16 more registers than the
   // 64 a 1024-thread block may have.
-  constexpr long long kRound = (long long)kVectorsInFlight<T> * kThreads;
+  constexpr long long kRound = (long long)kVectorsInFlight * kThreads;
   for (long long base = 0; base < vectors; base += kRound) {
 #pragma unroll
-    for (int u = 0; u < kVectorsInFlight<T>; u++) {
+    for (int u = 0; u < kVectorsInFlight; u++) {
       const long long v = base + (long long)u * kThreads + tid;
       float e[P];
       unpack<T>(raw[u], e);
       raw[u] = load_vector(body, vectors, v + kRound);
 #pragma unroll
       for (int j = 0; j < P; j++) e[j] = __fmul_rn(e[j], inverse_temperature);
-      consume(e, v < vectors ? P : 0, first + (int)(head + v * P), m, s, top);
+      consume(e, v < vectors ? P : 0, (int)(head + v * P), m, s, top);
     }
   }
 
@@ -317,57 +281,14 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_slice_kernel(
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2)
     combine(m, s, __shfl_xor_sync(kAll, m, offset), __shfl_xor_sync(kAll, s, offset));
-
-  const long long record = (long long)row * gridDim.y + slice;
-  if (lane < k) {
-    partials.value[record * k + lane] = top.mine.value;
-    partials.id[record * k + lane] = top.mine.id;
-  }
-  if (lane == 0) {
-    partials.max[record] = m;
-    partials.sum[record] = s;
-  }
-}
-
-constexpr int kMergeWarps = 4;
-
-// One warp per row: the slices' lists go into one WarpTopK in slice order (each sorted, so its first entry
-// that fails ends it) and their (max, sum) pairs combine in slice order, so the result does not depend on
-// which slice block finished first. The row's top-k is the top-k of the slices' top-k lists: the order is
-// strict, so it is the same list the whole row would give.
-template <typename T>
-__global__ void __launch_bounds__(kMergeWarps * 32) topk_logprobs_merge_kernel(
-    const T* __restrict__ logits, long long rows, long long vocab, const float* __restrict__ temperature,
-    const int64_t* __restrict__ chosen, int k, Partials partials, float* __restrict__ values,
-    int64_t* __restrict__ ids, float* __restrict__ chosen_logprob, int64_t* __restrict__ argmax) {
-  const long long row = (long long)blockIdx.x * kMergeWarps + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;  // the whole warp: rows are per warp
-  const int slices = slices_for(vocab);
-
-  WarpTopK top;
-  top.init(k, lane, -INFINITY);
-  float m = -INFINITY, s = 0.0f;
-  for (int slice = 0; slice < slices; slice++) {
-    const long long record = row * slices + slice;
-    combine(m, s, partials.max[record], partials.sum[record]);
-    for (int j = 0; j < k; j++) {
-      const float v = partials.value[record * k + j];
-      const int id = partials.id[record * k + j];
-      if (!top.admits(v, id)) break;
-      top.insert(v, id);
-    }
-  }
   const float log_normaliser = m + logf(s);
 
   if (lane < k) {
-    values[row * k + lane] = top.mine.value - log_normaliser;
-    ids[row * k + lane] = top.mine.id;
+    values[(long long)row * k + lane] = top.mine.value - log_normaliser;
+    ids[(long long)row * k + lane] = top.mine.id;
   }
   if (lane == 0) {
     argmax[row] = top.mine.id;
-    const T* x = logits + row * vocab;
-    const float inverse_temperature = temperature == nullptr ? 1.0f : 1.0f / temperature[row];
     const long long c = chosen == nullptr ? -1 : chosen[row];
     chosen_logprob[row] = c < 0 ? top.mine.value - log_normaliser
                           : c < vocab ? __fmul_rn(mlnode::load_float(x, c), inverse_temperature) - log_normaliser
@@ -375,63 +296,35 @@ __global__ void __launch_bounds__(kMergeWarps * 32) topk_logprobs_merge_kernel(
   }
 }
 
-mlnode_status check_shape(const char* entry, int64_t rows, int64_t vocab, int32_t k) {
-  if (rows < 0 || rows > INT32_MAX)
-    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: rows %lld is outside [0, 2^31)", entry, (long long)rows);
-  if (vocab < 1 || vocab >= kNoId)
-    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: vocab %lld is outside [1, 2^31 - 1)", entry, (long long)vocab);
-  if (k < 1 || k > kMaxK || k > vocab)
-    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: k %d is outside [1, min(%d, vocab %lld)]", entry, k, kMaxK,
-                        (long long)vocab);
-  return MLNODE_OK;
-}
-
 }  // namespace
-
-// The bytes of device memory mlnode_topk_logprobs needs as `scratch` for these shapes (4-byte aligned).
-MLNODE_API mlnode_status mlnode_topk_logprobs_scratch_bytes(int64_t rows, int64_t vocab, int32_t k, int64_t* bytes) {
-  if (mlnode_status status = check_shape("topk_logprobs_scratch_bytes", rows, vocab, k); status != MLNODE_OK)
-    return status;
-  if (bytes == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs_scratch_bytes: bytes is null");
-  *bytes = Partials::bytes(rows * slices_for(vocab), k);
-  return MLNODE_OK;
-}
 
 // logits: [rows, vocab] of `dtype` (f32, bf16 or f16), contiguous. temperature: [rows] f32 > 0, or null for
 // all 1 (raw logprobs). chosen: [rows] token ids whose logprob to report, −1 for the argmax, or null for
 // all −1; an id ≥ vocab gets NaN. Outputs: values [rows, k] f32 and ids [rows, k] i64 in rank order,
 // chosen_logprob [rows] f32, argmax [rows] i64 (the lowest id of the maximum). 1 ≤ k ≤ min(32, vocab).
-// scratch: device memory, 4-byte aligned, of at least mlnode_topk_logprobs_scratch_bytes(rows, vocab, k) bytes
-// (may be null when that is 0), only used while the call's work runs on `stream`.
 MLNODE_API mlnode_status mlnode_topk_logprobs(const void* logits, int32_t dtype, int64_t rows, int64_t vocab,
                                               const float* temperature, const int64_t* chosen, int32_t k,
                                               float* values, int64_t* ids, float* chosen_logprob,
-                                              int64_t* argmax, void* scratch, int64_t scratch_bytes, void* stream) {
+                                              int64_t* argmax, void* stream) {
   if (logits == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: logits is null");
-  if (mlnode_status status = check_shape("topk_logprobs", rows, vocab, k); status != MLNODE_OK) return status;
+  if (rows < 0 || rows > INT32_MAX)
+    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: rows %lld is outside [0, 2^31)", (long long)rows);
+  if (vocab < 1 || vocab >= kNoId)
+    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: vocab %lld is outside [1, 2^31 - 1)", (long long)vocab);
+  if (k < 1 || k > kMaxK || k > vocab)
+    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: k %d is outside [1, min(%d, vocab %lld)]", k, kMaxK,
+                        (long long)vocab);
   if (values == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: values is null");
   if (ids == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: ids is null");
   if (chosen_logprob == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: chosen_logprob is null");
   if (argmax == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: argmax is null");
-  const long long records = rows * slices_for(vocab);
-  if (records > 0 && (scratch == nullptr || reinterpret_cast<uintptr_t>(scratch) % 4 != 0))
-    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: scratch is null or not 4-byte aligned");
-  if (scratch_bytes < Partials::bytes(records, k))
-    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: scratch_bytes %lld is below the %lld needed",
-                        (long long)scratch_bytes, Partials::bytes(records, k));
   return mlnode::dispatch_float((mlnode_dtype)dtype, "topk_logprobs: logits", [&](auto zero) -> mlnode_status {
     using T = decltype(zero);
     if (reinterpret_cast<uintptr_t>(logits) % sizeof(T) != 0)
       return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: logits is not aligned to its element size");
     if (rows == 0) return MLNODE_OK;
-    const Partials partials(scratch, records, k);
-    const T* typed = static_cast<const T*>(logits);
-    topk_logprobs_slice_kernel<T><<<dim3((unsigned)rows, (unsigned)slices_for(vocab)), kThreads, 0, (cudaStream_t)stream>>>(
-        typed, vocab, temperature, k, partials);
-    if (mlnode_status status = mlnode::check_launch("topk_logprobs_slice_kernel"); status != MLNODE_OK) return status;
-    topk_logprobs_merge_kernel<T><<<(unsigned)((rows + kMergeWarps - 1) / kMergeWarps), kMergeWarps * 32, 0,
-                                    (cudaStream_t)stream>>>(typed, rows, vocab, temperature, chosen, k, partials,
-                                                           values, ids, chosen_logprob, argmax);
-    return mlnode::check_launch("topk_logprobs_merge_kernel");
+    topk_logprobs_kernel<T><<<(unsigned)rows, kThreads, 0, (cudaStream_t)stream>>>(
+        static_cast<const T*>(logits), vocab, temperature, chosen, k, values, ids, chosen_logprob, argmax);
+    return mlnode::check_launch("topk_logprobs_kernel");
   });
 }

@@ -34,12 +34,9 @@ public static partial class NativeKernels
         var ids = empty([rows, k], ScalarType.Int64, logits.device);
         var chosenLogprob = empty([rows], ScalarType.Float32, logits.device);
         var argmax = empty([rows], ScalarType.Int64, logits.device);
-        Check(mlnode_topk_logprobs_scratch_bytes(rows, logits.shape[1], k, out var scratchBytes), nameof(mlnode_topk_logprobs_scratch_bytes));
-        // The slices' partial results, through libtorch's caching allocator: freed with the call, reused by the next.
-        using var scratch = empty([scratchBytes], ScalarType.Byte, logits.device);
         Check(mlnode_topk_logprobs(Pointer(logits), (int)logits.dtype, rows, logits.shape[1],
                 temperature is null ? 0 : Pointer(temperature), chosen is null ? 0 : Pointer(chosen), k,
-                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Pointer(scratch), scratchBytes, Stream),
+                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Stream),
             nameof(mlnode_topk_logprobs));
         return (values, ids, chosenLogprob, argmax);
     }
@@ -53,8 +50,5 @@ public static partial class NativeKernels
 
     [LibraryImport(LibraryName)]
     private static partial int mlnode_topk_logprobs(nint logits, int dtype, long rows, long vocab, nint temperature, nint chosen, int k,
-        nint values, nint ids, nint chosenLogprob, nint argmax, nint scratch, long scratchBytes, nint stream);
-
-    [LibraryImport(LibraryName)]
-    private static partial int mlnode_topk_logprobs_scratch_bytes(long rows, long vocab, int k, out long bytes);
+        nint values, nint ids, nint chosenLogprob, nint argmax, nint stream);
 }
