@@ -145,9 +145,14 @@ __device__ __forceinline__ void consume(const float (&x)[N], int count, int firs
   for (int j = 0; j < N; j++) top.offer(j < count ? x[j] : -INFINITY, j < count ? first_id + j : kNoId);
 }
 
-// Vector `v` of the body, or zeros past its end (never consumed).
-__device__ __forceinline__ uint4 load_vector(const uint4* body, long long vectors, long long v) {
-  return v < vectors ? __ldcs(body + v) : make_uint4(0, 0, 0, 0);
+// Loads this thread's vectors of the round that starts at vector `base` (zeros past the end: never consumed).
+__device__ __forceinline__ void load_round(const uint4* body, long long vectors, long long base, int tid,
+                                           uint4 (&raw)[kVectorsInFlight]) {
+#pragma unroll
+  for (int u = 0; u < kVectorsInFlight; u++) {
+    long long v = base + (long long)u * kThreads + tid;
+    raw[u] = v < vectors ? __ldcs(body + v) : make_uint4(0, 0, 0, 0);
+  }
 }
 
 // Block-collective: a floor for the row's top-k from the first round's vectors, the same in every thread.
@@ -211,8 +216,7 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
 
   // The first round's vectors are also the sample the lists' floor comes from.
   uint4 raw[kVectorsInFlight];
-#pragma unroll
-  for (int u = 0; u < kVectorsInFlight; u++) raw[u] = load_vector(body, vectors, (long long)u * kThreads + tid);
+  load_round(body, vectors, 0, tid, raw);
   float m = -INFINITY, s = 0.0f;
   WarpTopK top;
   top.init(k, lane, sample_floor<T>(raw, vectors, inverse_temperature, k, tid, warp_sample_max));
@@ -224,18 +228,13 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
     consume(one, tid < remainder ? 1 : 0, id, m, s, top);
   }
 
-  // Software-pipelined: each vector is unpacked and its register refilled with the next round's vector
-  // before it is consumed, so kVectorsInFlight loads stay in flight across the consuming instead of the
-  // round stalling on its first load. Double buffering whole rounds would need 16 more registers than the
-  // 64 a 1024-thread block may have.
-  constexpr long long kRound = (long long)kVectorsInFlight * kThreads;
-  for (long long base = 0; base < vectors; base += kRound) {
+  for (long long base = 0; base < vectors; base += (long long)kVectorsInFlight * kThreads) {
+    if (base > 0) load_round(body, vectors, base, tid, raw);
 #pragma unroll
     for (int u = 0; u < kVectorsInFlight; u++) {
-      const long long v = base + (long long)u * kThreads + tid;
+      long long v = base + (long long)u * kThreads + tid;
       float e[P];
       unpack<T>(raw[u], e);
-      raw[u] = load_vector(body, vectors, v + kRound);
 #pragma unroll
       for (int j = 0; j < P; j++) e[j] = __fmul_rn(e[j], inverse_temperature);
       consume(e, v < vectors ? P : 0, (int)(head + v * P), m, s, top);
