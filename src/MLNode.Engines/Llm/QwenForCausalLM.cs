@@ -202,8 +202,9 @@ public sealed class QwenAttention : nn.Module
                 TensorIndex[] at = [TensorIndex.Tensor(decode.Slots), TensorIndex.Colon, TensorIndex.Tensor(decode.Positions)];
                 step.Cache.Keys(layer).index_put_(k[TensorIndex.Colon, TensorIndex.Colon, 0], at);
                 step.Cache.Values(layer).index_put_(v[TensorIndex.Colon, TensorIndex.Colon, 0], at);
-                k = step.Cache.Keys(layer).index_select(0, decode.Slots).narrow(2, 0, decode.Span);
-                v = step.Cache.Values(layer).index_select(0, decode.Slots).narrow(2, 0, decode.Span);
+                // Narrow before gathering: only the first Span positions of each slot are copied, not its capacity.
+                k = step.Cache.Keys(layer).narrow(2, 0, decode.Span).index_select(0, decode.Slots);
+                v = step.Cache.Values(layer).narrow(2, 0, decode.Span).index_select(0, decode.Slots);
                 mask = (arange(decode.Span, ScalarType.Int64, x.device).unsqueeze(0) <= decode.Positions.unsqueeze(1)).view(batch, 1, 1, decode.Span);
                 break;
         }
