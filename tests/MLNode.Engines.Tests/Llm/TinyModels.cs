@@ -22,7 +22,13 @@ public static class TinyModels
             if (Cache.TryGetValue((name, dtype), out var model)) return model;
             torch.set_grad_enabled(false);
             var folder = Fixtures.Path("llm", name);
-            model = LlmEngine.Load(HfModelConfig.FromFile(Path.Combine(folder, "config.json")), folder, CPU, dtype, NullLogger.Instance);
+            // Loaded on a thread of its own: dispose scopes are per thread, so a caller's open scope cannot
+            // claim (and later dispose) the weights of a model every test shares.
+            model = Task.Run(() =>
+            {
+                torch.set_grad_enabled(false);
+                return LlmEngine.Load(HfModelConfig.FromFile(Path.Combine(folder, "config.json")), folder, CPU, dtype, NullLogger.Instance);
+            }).GetAwaiter().GetResult();
             Cache[(name, dtype)] = model;
             return model;
         }
