@@ -22,13 +22,31 @@ public static class TinyModels
             if (Cache.TryGetValue((name, dtype), out var model)) return model;
             torch.set_grad_enabled(false);
             var folder = Fixtures.Path("llm", name);
-            // Loaded on a thread of its own: dispose scopes are per thread, so a caller's open scope cannot
-            // claim (and later dispose) the weights of a model every test shares.
-            model = Task.Run(() =>
+            // Loaded on a new thread, without the caller's execution context: TorchSharp registers new tensors in
+            // the innermost dispose scope of the thread (and async flow) they are made on, so loading on the
+            // caller's thread — or on a pool thread an awaiting test left a scope open on — would let that scope
+            // dispose the weights of a model every test shares.
+            QwenForCausalLM? loaded = null;
+            Exception? failure = null;
+            using (ExecutionContext.SuppressFlow())
             {
-                torch.set_grad_enabled(false);
-                return LlmEngine.Load(HfModelConfig.FromFile(Path.Combine(folder, "config.json")), folder, CPU, dtype, NullLogger.Instance);
-            }).GetAwaiter().GetResult();
+                var loader = new Thread(() =>
+                {
+                    try
+                    {
+                        torch.set_grad_enabled(false);
+                        loaded = LlmEngine.Load(HfModelConfig.FromFile(Path.Combine(folder, "config.json")), folder, CPU, dtype, NullLogger.Instance);
+                    }
+                    catch (Exception e)
+                    {
+                        failure = e;
+                    }
+                });
+                loader.Start();
+                loader.Join();
+            }
+            if (failure is not null) throw new InvalidOperationException($"{name} did not load", failure);
+            model = loaded!;
             Cache[(name, dtype)] = model;
             return model;
         }
