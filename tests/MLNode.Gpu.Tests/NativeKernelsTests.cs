@@ -23,9 +23,12 @@ public class NativeKernelsTests
     }
 
     [Fact]
-    public void Pointer_includes_the_storage_offset_and_refuses_strided_views()
+    public void Pointer_includes_the_storage_offset_and_refuses_strided_views_and_host_tensors()
     {
-        using var t = arange(12, dtype: ScalarType.Float32).reshape(3, 4);
+        var cuda = Gpu.Require();
+        using var host = zeros(4);
+        Assert.Throws<ArgumentException>(() => NativeKernels.Pointer(host));
+        using var t = arange(12, dtype: ScalarType.Float32, device: cuda).reshape(3, 4);
         using var row = t[1];
         Assert.Equal(NativeKernels.Pointer(t) + 4 * sizeof(float), NativeKernels.Pointer(row));
         using var column = t[.., 1];

@@ -44,7 +44,7 @@ public static class ExpertRouting
     {
         ArgumentNullException.ThrowIfNull(schedule);
         if (seeds.IsEmpty) throw new ArgumentException("a batch needs at least one nonce", nameof(seeds));
-        if (device.type == DeviceType.CUDA && NativeKernels.IsAvailable)
+        if (device.type == DeviceType.CUDA && NativeKernels.IsAvailable && seeds.Length <= NativeKernels.WanRoutingMaxBatch)
         {
             using var seedBits = tensor(seeds.ToArray().Select(s => unchecked((int)s)).ToArray(), ScalarType.Int32, device);
             var timesteps = empty(seeds.Length, ScalarType.Int64, device);
@@ -60,7 +60,7 @@ public static class ExpertRouting
     /// <summary>Groups a batch by its experts (int64 [B]); reading the two counts waits for the device.</summary>
     public static ExpertGroups Group(Tensor experts)
     {
-        if (NativeKernels.Handles(experts))
+        if (NativeKernels.Handles(experts) && experts.numel() <= NativeKernels.WanRoutingMaxBatch)
         {
             using var source = experts.contiguous();
             var order = empty(experts.numel(), ScalarType.Int64, experts.device);
@@ -79,7 +79,7 @@ public static class ExpertRouting
     public static Tensor Permute(Tensor rows, ExpertGroups groups)
     {
         ArgumentNullException.ThrowIfNull(groups);
-        if (!NativeKernels.Handles(rows)) return rows.index_select(0, groups.Order);
+        if (!NativeKernels.Handles(rows) || rows.shape[0] > NativeKernels.WanRoutingMaxBatch) return rows.index_select(0, groups.Order);
         using var source = rows.contiguous();
         var grouped = empty_like(source);
         NativeKernels.WanRoutingPermute(source, groups.Order, grouped);
@@ -90,7 +90,7 @@ public static class ExpertRouting
     public static Tensor Unpermute(Tensor grouped, ExpertGroups groups)
     {
         ArgumentNullException.ThrowIfNull(groups);
-        if (!NativeKernels.Handles(grouped)) return empty_like(grouped).index_copy_(0, groups.Order, grouped);
+        if (!NativeKernels.Handles(grouped) || grouped.shape[0] > NativeKernels.WanRoutingMaxBatch) return empty_like(grouped).index_copy_(0, groups.Order, grouped);
         using var source = grouped.contiguous();
         var rows = empty_like(source);
         NativeKernels.WanRoutingUnpermute(source, groups.Order, rows);

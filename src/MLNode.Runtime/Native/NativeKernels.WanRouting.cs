@@ -5,6 +5,9 @@ namespace MLNode.Runtime.Native;
 
 public static partial class NativeKernels
 {
+    /// <summary>The largest batch the routing kernels take (one thread block per batch); larger batches use the references.</summary>
+    public const int WanRoutingMaxBatch = 1024;
+
     /// <summary>
     /// Timesteps and experts (int64 [B]) of the nonces whose seed32 values <paramref name="seeds"/> holds (int32 [B],
     /// the uint32 bit patterns) under the grid <paramref name="timesteps"/> and <paramref name="boundary"/>

@@ -66,10 +66,13 @@ public static partial class NativeKernels
 
     /// <summary>
     /// The device address of <paramref name="tensor"/>'s first element (libtorch's <c>data_ptr</c>, which
-    /// includes the storage offset). Kernels read dense row-major data, so the tensor must be contiguous.
+    /// includes the storage offset). Kernels read dense row-major device memory, so the tensor must be a
+    /// contiguous CUDA tensor: a host address handed to a kernel would fault the whole CUDA context.
     /// </summary>
     public static nint Pointer(Tensor tensor)
     {
+        if (tensor.device_type != DeviceType.CUDA)
+            throw new ArgumentException($"native kernels take CUDA tensors; got one on {tensor.device}", nameof(tensor));
         if (!tensor.is_contiguous())
             throw new ArgumentException($"native kernels take contiguous tensors; got shape [{string.Join(", ", tensor.shape)}] with strides [{string.Join(", ", tensor.stride())}]", nameof(tensor));
         var address = THSTensor_data(tensor.Handle);
