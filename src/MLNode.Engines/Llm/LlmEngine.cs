@@ -46,9 +46,16 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
 
         var card = new ModelCard(request.Entry.Id, Modality.Llm, request.Entry.Architecture, request.Entry.Dtype, runtime.Device.ToString(),
             request.Folder, request.Entry.Limits with { MaxModelLen = capacity, MaxBatch = slots },
-            model.parameters().Sum(p => p.numel()), request.Entry.Pricing);
+            ParameterCount(model), request.Entry.Pricing);
         return new LlmExecutor(card, model, tokenizer, generator, StopTokens(request.Folder, tokenizer));
     }, ct);
+
+    /// <summary>
+    /// The checkpoint's weights, counted the same on every device: FP8 layers that stay FP8 on a GPU carry
+    /// their block scales as parameters too, which the dequantised CPU layers do not.
+    /// </summary>
+    private static long ParameterCount(QwenForCausalLM model) =>
+        model.named_parameters().Where(p => !p.name.EndsWith("weight_scale_inv", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
 
     /// <summary>EOS ids of generation_config.json (an id or a list, as Qwen ships both) and the tokenizer's eos_token.</summary>
     private static HashSet<int> StopTokens(string folder, ByteLevelBpeTokenizer? tokenizer)
