@@ -59,43 +59,14 @@ __device__ __forceinline__ void e4m3x16_to_float(uint4 bits, float* v) {
 }
 
 // 16 consecutive elements at p (16-byte aligned) as floats.
-template <typename T> __device__ __forceinline__ void load16(const T* p, float* v);
-template <> __device__ __forceinline__ void load16(const float* p, float* v) {
+template <typename T> __device__ __forceinline__ void load16(const T* p, float* v) {
+  constexpr int P = mlnode::kPerVector<T>;
 #pragma unroll
-  for (int i = 0; i < 4; i++) {
-    const float4 q = __ldg(reinterpret_cast<const float4*>(p) + i);
-    v[4 * i] = q.x;
-    v[4 * i + 1] = q.y;
-    v[4 * i + 2] = q.z;
-    v[4 * i + 3] = q.w;
-  }
-}
-template <> __device__ __forceinline__ void load16(const __nv_bfloat16* p, float* v) {
+  for (int i = 0; i < 16 / P; i++) {
+    float part[P];
+    mlnode::unpack<T>(__ldg(reinterpret_cast<const uint4*>(p) + i), part);
 #pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const uint4 q = __ldg(reinterpret_cast<const uint4*>(p) + i);
-    const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {  // a bf16 is the top half of its float
-      v[8 * i + 2 * k] = __uint_as_float(words[k] << 16);
-      v[8 * i + 2 * k + 1] = __uint_as_float(words[k] & 0xFFFF0000u);
-    }
-  }
-}
-template <> __device__ __forceinline__ void load16(const __half* p, float* v) {
-#pragma unroll
-  for (int i = 0; i < 2; i++) {
-    const uint4 q = __ldg(reinterpret_cast<const uint4*>(p) + i);
-    const uint32_t words[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-      __half2_raw raw;
-      raw.x = (unsigned short)(words[k] & 0xFFFFu);
-      raw.y = (unsigned short)(words[k] >> 16);
-      const float2 f = __half22float2(__half2(raw));
-      v[8 * i + 2 * k] = f.x;
-      v[8 * i + 2 * k + 1] = f.y;
-    }
+    for (int k = 0; k < P; k++) v[P * i + k] = part[k];
   }
 }
 
@@ -201,9 +172,7 @@ __global__ void __launch_bounds__(kThreads)
   for (int f = 0; f < kFeatures; f++)
 #pragma unroll
     for (int i = 0; i < M; i++) {
-      float v = acc[f][i];
-#pragma unroll
-      for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xFFFFFFFFu, v, offset);
+      const float v = mlnode::warp_sum(acc[f][i]);
       if (lane == 0) warp_sums[warp][f * M + i] = v;
     }
   __syncthreads();
@@ -217,7 +186,6 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 int blocks(long long length, int block_size) { return (int)((length + block_size - 1) / block_size); }
 
@@ -245,7 +213,7 @@ MLNODE_API mlnode_status mlnode_fp8_dequantize(const void* weight, const void* s
   if (rows == 0 || cols == 0) return MLNODE_OK;
 
   const int scale_cols = blocks(cols, block_cols);
-  const bool by16 = cols % 16 == 0 && block_cols % 16 == 0 && aligned16(weight) && aligned16(output);
+  const bool by16 = cols % 16 == 0 && block_cols % 16 == 0 && mlnode::aligned16(weight) && mlnode::aligned16(output);
   const dim3 grid(blocks(by16 ? cols / 16 : cols, kThreads), (unsigned)(rows < 65535 ? rows : 65535));
   return mlnode::dispatch_float((mlnode_dtype)output_dtype, entry, [&](auto zero) {
     using T = decltype(zero);
@@ -286,8 +254,8 @@ MLNODE_API mlnode_status mlnode_fp8_linear(const void* x, const void* weight, co
     return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: in_features %lld is not a multiple of 16", entry, (long long)in_features);
   if (block_cols % 16 != 0)
     return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: block_cols %d is not a multiple of 16", entry, block_cols);
-  if (!aligned16(x)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: x is not 16-byte aligned", entry);
-  if (!aligned16(weight)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: weight is not 16-byte aligned", entry);
+  if (!mlnode::aligned16(x)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: x is not 16-byte aligned", entry);
+  if (!mlnode::aligned16(weight)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "%s: weight is not 16-byte aligned", entry);
 
   const int rows = (int)m, in = (int)in_features, out = (int)out_features;
   const int scale_cols = blocks(in, block_cols);

@@ -28,10 +28,6 @@ __device__ __forceinline__ float to_float(T value) {
   return mlnode::load_float(&value, 0);
 }
 
-__device__ __forceinline__ float warp_sum(float value) {
-  for (int offset = 16; offset > 0; offset /= 2) value = __fadd_rn(value, __shfl_xor_sync(0xFFFFFFFFu, value, offset));
-  return value;
-}
 
 // One block per row: blocks [0, rows) reflect hidden's rows, blocks [rows, 2·rows) residual's. The row is
 // read once into shared memory while the dot is accumulated, then updated from there.
@@ -58,11 +54,11 @@ __global__ void householder_kernel(T* __restrict__ hidden, T* __restrict__ resid
     for (int k = 0; k < N; ++k)
       partial = __fmaf_rn(to_float(xs.v[k]), to_float(vs.v[k]), partial);
   }
-  partial = warp_sum(partial);
+  partial = mlnode::warp_sum(partial);
   if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = partial;
   __syncthreads();
   if (threadIdx.x < 32) {
-    const float total = warp_sum(threadIdx.x < kWarps ? warp_sums[threadIdx.x] : 0.0f);
+    const float total = mlnode::warp_sum(threadIdx.x < kWarps ? warp_sums[threadIdx.x] : 0.0f);
     if (threadIdx.x == 0) dot = total;
   }
   __syncthreads();
@@ -81,7 +77,6 @@ __global__ void householder_kernel(T* __restrict__ hidden, T* __restrict__ resid
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 template <typename T, int N>
 mlnode_status launch(T* hidden, T* residual, const T* v, int rows, int dim, cudaStream_t stream) {
@@ -121,7 +116,7 @@ MLNODE_API mlnode_status mlnode_poc_householder_reflect(void* hidden, void* resi
     T* r = static_cast<T*>(residual);
     const T* u = static_cast<const T*>(v);
     // 16-byte accesses when every row starts on a 16-byte boundary; otherwise one element at a time.
-    const bool vectorised = dim % kVector == 0 && aligned16(h) && aligned16(u) && (r == nullptr || aligned16(r));
+    const bool vectorised = dim % kVector == 0 && mlnode::aligned16(h) && mlnode::aligned16(u) && (r == nullptr || mlnode::aligned16(r));
     const int n = static_cast<int>(rows);
     return vectorised ? launch<T, kVector>(h, r, u, n, dim, cuda_stream) : launch<T, 1>(h, r, u, n, dim, cuda_stream);
   });

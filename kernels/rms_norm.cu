@@ -7,12 +7,6 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kBlockThreads = 256;
 
-// Sum over the calling warp in a fixed butterfly order: every lane gets the same, reproducible bits.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
 template <typename T>
 __device__ __forceinline__ void write_row(const T* x, const T* w, T* y, int width, float inv_rms, int lane, int lanes) {
   for (int i = lane; i < width; i += lanes) {
@@ -33,7 +27,7 @@ __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int 
     const float v = mlnode::load_float(xr, i);
     sum = fmaf(v, v, sum);
   }
-  const float inv_rms = rsqrtf(warp_sum(sum) / width + eps);
+  const float inv_rms = rsqrtf(mlnode::warp_sum(sum) / width + eps);
   write_row(xr, w, y + row * width, width, inv_rms, lane, kWarp);
 }
 
@@ -47,7 +41,7 @@ __global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float ep
     const float v = mlnode::load_float(xr, i);
     sum = fmaf(v, v, sum);
   }
-  sum = warp_sum(sum);
+  sum = mlnode::warp_sum(sum);
   if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
   __syncthreads();
   float total = 0.f;

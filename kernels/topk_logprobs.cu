@@ -96,32 +96,6 @@ struct WarpTopK {
   }
 };
 
-template <typename T> constexpr int kPerVector = 16 / sizeof(T);
-
-template <typename T> __device__ __forceinline__ void unpack(const uint4& raw, float (&x)[kPerVector<T>]);
-template <> __device__ __forceinline__ void unpack<float>(const uint4& raw, float (&x)[4]) {
-  x[0] = __uint_as_float(raw.x);
-  x[1] = __uint_as_float(raw.y);
-  x[2] = __uint_as_float(raw.z);
-  x[3] = __uint_as_float(raw.w);
-}
-template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& raw, float (&x)[8]) {
-  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {  // a bf16 is the high half of the float it stands for
-    x[2 * i] = __uint_as_float(words[i] << 16);
-    x[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
-  }
-}
-template <> __device__ __forceinline__ void unpack<__half>(const uint4& raw, float (&x)[8]) {
-  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    x[2 * i] = __half2float(__ushort_as_half((unsigned short)(words[i] & 0xffffu)));
-    x[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(words[i] >> 16)));
-  }
-}
-
 // One thread's share of a step: `count` scaled elements with consecutive ids from `first_id` (count 0: the
 // thread has nothing this step but still takes part in the warp's votes).
 template <int N>
@@ -163,13 +137,13 @@ __device__ __forceinline__ void load_round(const uint4* body, long long vectors,
 template <typename T>
 __device__ float sample_floor(const uint4 (&raw)[kVectorsInFlight], long long vectors, float inverse_temperature,
                               int k, int tid, float (&warp_sample_max)[kWarps]) {
-  constexpr int P = kPerVector<T>;
+  constexpr int P = mlnode::kPerVector<T>;
   float best = -INFINITY;
 #pragma unroll
   for (int u = 0; u < kVectorsInFlight; u++) {
     if ((long long)u * kThreads + tid >= vectors) continue;
     float e[P];
-    unpack<T>(raw[u], e);
+    mlnode::unpack<T>(raw[u], e);
 #pragma unroll
     for (int j = 0; j < P; j++) best = fmaxf(best, __fmul_rn(e[j], inverse_temperature));
   }
@@ -193,7 +167,7 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
     const T* __restrict__ logits, long long vocab, const float* __restrict__ temperature,
     const int64_t* __restrict__ chosen, int k, float* __restrict__ values, int64_t* __restrict__ ids,
     float* __restrict__ chosen_logprob, int64_t* __restrict__ argmax) {
-  constexpr int P = kPerVector<T>;
+  constexpr int P = mlnode::kPerVector<T>;
   __shared__ float list_value[kWarps][kMaxK];
   __shared__ int list_id[kWarps][kMaxK];
   __shared__ float warp_max[kWarps];
@@ -234,7 +208,7 @@ __global__ void __launch_bounds__(kThreads) topk_logprobs_kernel(
     for (int u = 0; u < kVectorsInFlight; u++) {
       long long v = base + (long long)u * kThreads + tid;
       float e[P];
-      unpack<T>(raw[u], e);
+      mlnode::unpack<T>(raw[u], e);
 #pragma unroll
       for (int j = 0; j < P; j++) e[j] = __fmul_rn(e[j], inverse_temperature);
       consume(e, v < vectors ? P : 0, (int)(head + v * P), m, s, top);

@@ -1,6 +1,8 @@
 // Helpers shared by the kernels in kernels/*.cu: launch checks that turn CUDA errors into statuses,
 // and typed loads/stores for the element types of mlnode_dtype.
 #pragma once
+#include <stdint.h>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -26,6 +28,42 @@ template <typename T> __device__ __forceinline__ T from_float(float v);
 template <> __device__ __forceinline__ float from_float(float v) { return v; }
 template <> __device__ __forceinline__ __half from_float(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) { return __float2bfloat16_rn(v); }
+
+// Elements of T in one 16-byte vector.
+template <typename T> constexpr int kPerVector = 16 / sizeof(T);
+
+// The float values of one 16-byte vector of T (exact: a bf16 is the high half of the float it stands for).
+template <typename T> __device__ __forceinline__ void unpack(const uint4& raw, float (&x)[kPerVector<T>]);
+template <> __device__ __forceinline__ void unpack<float>(const uint4& raw, float (&x)[4]) {
+  x[0] = __uint_as_float(raw.x);
+  x[1] = __uint_as_float(raw.y);
+  x[2] = __uint_as_float(raw.z);
+  x[3] = __uint_as_float(raw.w);
+}
+template <> __device__ __forceinline__ void unpack<__nv_bfloat16>(const uint4& raw, float (&x)[8]) {
+  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    x[2 * i] = __uint_as_float(words[i] << 16);
+    x[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+  }
+}
+template <> __device__ __forceinline__ void unpack<__half>(const uint4& raw, float (&x)[8]) {
+  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    x[2 * i] = __half2float(__ushort_as_half((unsigned short)(words[i] & 0xffffu)));
+    x[2 * i + 1] = __half2float(__ushort_as_half((unsigned short)(words[i] >> 16)));
+  }
+}
+
+// Sum over the calling warp in a fixed butterfly order: every lane gets the same, reproducible bits.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset /= 2) v = __fadd_rn(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // Calls f(T{}) with T the CUDA type of a floating dtype (the argument only carries the type); others are unsupported.
 template <typename F> mlnode_status dispatch_float(mlnode_dtype dtype, const char* what, F&& f) {
