@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Native;
 using static TorchSharp.torch;
@@ -61,7 +60,7 @@ public class PocInputsTests
     }
 
     private static Tensor Seeds(PocRound round, Device cuda) =>
-        tensor(MemoryMarshal.Cast<uint, int>(PocInputs.Seeds(round, Nonces)).ToArray(), device: cuda);
+        NativeKernels.SeedTensor(PocInputs.Seeds(round, Nonces), cuda);
 
     internal static ScalarType DType(string name) => name switch
     {

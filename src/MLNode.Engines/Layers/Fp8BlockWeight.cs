@@ -43,7 +43,15 @@ public sealed class Fp8BlockWeight
         Bits = new Parameter(bits, requires_grad: false);
         ScaleInv = new Parameter(scaleInv, requires_grad: false);
         (BlockRows, BlockCols) = (blockRows, blockCols);
+        // What the block-scaled GEMM needs of the weight never changes: decided once, not on every forward.
+        _blockScaledWeight = new Lazy<bool>(() =>
+            BlockRows == Fp8GroupQuantizer.GroupSize && BlockCols == Fp8GroupQuantizer.GroupSize
+            && InFeatures % 512 == 0 && OutFeatures % 16 == 0
+            && NativeKernels.IsAligned(Bits) && NativeKernels.IsAligned(ScaleInv)
+            && NativeKernels.Fp8BlockGemmSupport(Bits.device).Available);
     }
+
+    private readonly Lazy<bool> _blockScaledWeight;
 
     /// <summary>E4M3 bits [out, in].</summary>
     public Parameter Bits { get; }
@@ -94,11 +102,7 @@ public sealed class Fp8BlockWeight
     {
         if (rows <= 0 || !NativeKernels.Handles(Bits)) return Path.Dense;
         if (rows <= FusedMaxRows) return InFeatures % 16 == 0 && BlockCols % 16 == 0 ? Path.Fused : Path.Dense;
-        var blockScaled = BlockRows == Fp8GroupQuantizer.GroupSize && BlockCols == Fp8GroupQuantizer.GroupSize
-            && InFeatures % 512 == 0 && OutFeatures % 16 == 0 && rows <= int.MaxValue - 3
-            && NativeKernels.IsAligned(Bits) && NativeKernels.IsAligned(ScaleInv)
-            && NativeKernels.Fp8BlockGemmSupport(Bits.device).Available;
-        return blockScaled ? Path.BlockScaled : Path.Dense;
+        return rows <= int.MaxValue - 3 && _blockScaledWeight.Value ? Path.BlockScaled : Path.Dense;
     }
 
     private Tensor FusedProduct(Tensor x)

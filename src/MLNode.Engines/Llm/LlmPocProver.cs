@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Poc;
 using MLNode.Protocol.Poc;
@@ -73,7 +72,7 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
     private static Tensor DeviceInputs(PocRound round, IReadOnlyList<long> nonces, long[] shape, ScalarType dtype, Device device)
     {
         var seeds = PocInputs.Seeds(round, [.. nonces]);
-        using var deviceSeeds = tensor(MemoryMarshal.Cast<uint, int>(seeds).ToArray(), device: device);
+        using var deviceSeeds = NativeKernels.SeedTensor(seeds, device);
         var x = empty(shape, dtype, device);
         NativeKernels.PocInputs(deviceSeeds, round.StrongRng, x);
         return x;

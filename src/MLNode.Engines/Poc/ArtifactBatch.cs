@@ -38,11 +38,11 @@ public static class ArtifactBatch
         ArgumentNullException.ThrowIfNull(nonces);
         var (batch, k, device) = (nonces.Count, round.KDim, lastHidden.device);
         var vectorsLength = HaarRotation.UnitVectorsLength(k);
-        var seeds = new int[batch];
+        var seeds = new uint[batch];
         var vectors = new float[checked(batch * vectorsLength)];
         for (var i = 0; i < batch; i++)
         {
-            seeds[i] = unchecked((int)PocSeeds.Pick(round.BlockHash, round.PublicKey, nonces[i], k));
+            seeds[i] = PocSeeds.Pick(round.BlockHash, round.PublicKey, nonces[i], k);
             HaarRotation.UnitVectors(round, nonces[i], vectors.AsSpan(i * vectorsLength, vectorsLength));
         }
 
@@ -52,7 +52,7 @@ public static class ArtifactBatch
         var finite = empty([batch], ScalarType.Bool, device);
         // The inputs are released when the scope ends, right after the launch: libtorch's allocator hands
         // their memory only to later work on the same stream, which runs after the kernel.
-        NativeKernels.PocArtifacts(lastHidden.contiguous(), tensor(seeds).to(device), tensor(vectors, [batch, k - 1, k]).to(device),
+        NativeKernels.PocArtifacts(lastHidden.contiguous(), NativeKernels.SeedTensor(seeds, device), tensor(vectors, [batch, k - 1, k]).to(device),
             artifacts, indices, finite);
         return (artifacts.MoveToOuterDisposeScope(), indices.MoveToOuterDisposeScope(), finite.MoveToOuterDisposeScope());
     }

@@ -46,7 +46,7 @@ public static class ExpertRouting
         if (seeds.IsEmpty) throw new ArgumentException("a batch needs at least one nonce", nameof(seeds));
         if (device.type == DeviceType.CUDA && NativeKernels.IsAvailable && seeds.Length <= NativeKernels.WanRoutingMaxBatch)
         {
-            using var seedBits = tensor(seeds.ToArray().Select(s => unchecked((int)s)).ToArray(), ScalarType.Int32, device);
+            using var seedBits = NativeKernels.SeedTensor(seeds, device);
             var timesteps = empty(seeds.Length, ScalarType.Int64, device);
             var experts = empty(seeds.Length, ScalarType.Int64, device);
             NativeKernels.WanRoutingDerive(seedBits, schedule.Timesteps.AsSpan(), schedule.Boundary, timesteps, experts);

@@ -80,6 +80,13 @@ public static partial class NativeKernels
         return address;
     }
 
+    /// <summary>
+    /// uint32 seeds as the int32 tensor the kernels take (the same bits; libtorch has no uint32 type) on
+    /// <paramref name="device"/>.
+    /// </summary>
+    public static Tensor SeedTensor(ReadOnlySpan<uint> seeds, Device device) =>
+        torch.tensor(MemoryMarshal.Cast<uint, int>(seeds).ToArray(), device: device);
+
     /// <summary>Throws with the library's message when a call failed.</summary>
     internal static void Check(int status, string entryPoint)
     {
