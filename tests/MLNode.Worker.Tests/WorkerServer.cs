@@ -8,6 +8,10 @@ using MLNode.Runtime.Registry;
 using Microsoft.AspNetCore.Builder;
 using MLNode.Worker.Hosting;
 
+// A worker's metrics live on prometheus-net's process-wide registry, as one worker per process does in
+// production: workers of tests running side by side would overwrite each other's node-state gauge.
+[assembly: CollectionBehavior(CollectionBehavior.CollectionPerAssembly)]
+
 namespace MLNode.Worker.Tests;
 
 /// <summary>
