@@ -7,7 +7,7 @@ namespace MLNode.Runtime.Checkpoints;
 /// path (e.g. <c>thinker_config.text_config.hidden_size</c>). A field set to null counts as absent, as
 /// transformers writes null for unset options.
 /// </summary>
-internal sealed class ConfigJsonReader(JsonElement element, string source, string path)
+public sealed class ConfigJsonReader(JsonElement element, string source, string path)
 {
     public JsonElement Element => element;
 
@@ -72,6 +72,15 @@ internal sealed class ConfigJsonReader(JsonElement element, string source, strin
             .Select(item => item.ValueKind == JsonValueKind.String ? item.GetString()! : throw Mismatch(field, "an array of strings", array))
             .ToArray(),
         var value => throw Mismatch(field, "an array of strings", value.Value),
+    };
+
+    /// <summary>An object whose values are integers, e.g. generation_config's <c>lang_to_id</c>.</summary>
+    public IReadOnlyDictionary<string, int>? OptionalIntMap(string field) => Present(field) switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Object } map => map.EnumerateObject()
+            .ToDictionary(entry => entry.Name, entry => AsInt(entry.Value) ?? throw Mismatch(field, "an object of integers", map), StringComparer.Ordinal),
+        var value => throw Mismatch(field, "an object of integers", value.Value),
     };
 
     private JsonElement? Present(string field) =>
