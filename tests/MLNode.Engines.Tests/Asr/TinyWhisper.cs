@@ -11,10 +11,11 @@ namespace MLNode.Engines.Tests.Asr;
 public static class TinyWhisper
 {
     private static readonly Lazy<WhisperForConditionalGeneration> Shared = new(Load);
+    private static readonly Lazy<WhisperConfig> SharedConfig = new(() => WhisperConfig.FromDirectory(Folder));
 
     public static string Folder => Fixtures.Path("whisper", "whisper-tiny-random");
 
-    public static WhisperConfig Config => Model.Config;
+    public static WhisperConfig Config => SharedConfig.Value;
 
     public static WhisperForConditionalGeneration Model => Shared.Value;
 

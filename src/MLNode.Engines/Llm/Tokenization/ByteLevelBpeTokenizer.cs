@@ -24,7 +24,7 @@ public sealed class ByteLevelBpeTokenizer
     private ByteLevelBpeTokenizer(JsonElement tokenizer, TokenizerConfig config)
     {
         RequireByteLevel(tokenizer, "decoder", allowNull: false);
-        RequireByteLevel(tokenizer, "post_processor", allowNull: true);
+        RequirePostProcessor(tokenizer);
         _model = BpeModel.FromJson(tokenizer.GetProperty("model"));
         _normalizer = TextNormalizer.FromJson(Property(tokenizer, "normalizer"));
         _preTokenizer = PreTokenizer.FromJson(Property(tokenizer, "pre_tokenizer"));
@@ -75,8 +75,11 @@ public sealed class ByteLevelBpeTokenizer
     public static ByteLevelBpeTokenizer FromFiles(string tokenizerJsonPath, TokenizerConfig config)
     {
         using var document = JsonDocument.Parse(File.ReadAllBytes(tokenizerJsonPath));
-        return new ByteLevelBpeTokenizer(document.RootElement, config);
+        return FromJson(document.RootElement, config);
     }
+
+    /// <summary>A tokenizer from the parsed content of a <c>tokenizer.json</c> (or one built in code in that layout).</summary>
+    public static ByteLevelBpeTokenizer FromJson(JsonElement tokenizer, TokenizerConfig config) => new(tokenizer, config);
 
     /// <summary>
     /// Token ids of <paramref name="text"/>. With <paramref name="allowSpecial"/> false, special tokens written in the
@@ -132,6 +135,17 @@ public sealed class ByteLevelBpeTokenizer
 
     private static JsonElement Property(JsonElement tokenizer, string name) =>
         tokenizer.TryGetProperty(name, out var value) ? value : default;
+
+    /// <summary>
+    /// ByteLevel, none, or Whisper's TemplateProcessing (which wraps a text in its start-of-transcript prompt):
+    /// <see cref="Encode"/> never adds special tokens, callers build their prompts themselves.
+    /// </summary>
+    private static void RequirePostProcessor(JsonElement tokenizer)
+    {
+        if (Property(tokenizer, "post_processor") is { ValueKind: JsonValueKind.Object } step && step.GetProperty("type").GetString() == "TemplateProcessing")
+            return;
+        RequireByteLevel(tokenizer, "post_processor", allowNull: true);
+    }
 
     private static void RequireByteLevel(JsonElement tokenizer, string name, bool allowNull)
     {
