@@ -14,13 +14,17 @@ public static class TokenSampler
     /// <param name="logits">float32 [V] on any device.</param>
     /// <param name="step">index of the token being generated (0 for the first), for the seeded draw.</param>
     /// <param name="forced">the token to emit instead of sampling (validator replay); its logprob is still this model's.</param>
-    public static TokenLogprob Next(Tensor logits, SamplingParams p, int step, int? forced = null)
+    /// <param name="unmasked">
+    /// the model's own logits when <paramref name="logits"/> carry decoding-rule masks as −∞ (Whisper's suppression and
+    /// timestamp rules): the token comes from the masked logits, Raw logprobs from these.
+    /// </param>
+    public static TokenLogprob Next(Tensor logits, SamplingParams p, int step, int? forced = null, Tensor? unmasked = null)
     {
         using var scope = NewDisposeScope();
         var raw = logits.log_softmax(-1);
         var processed = p.Greedy ? raw : Processed(logits, p);
         var token = forced ?? (p.Greedy ? (int)raw.argmax().item<long>() : Draw(processed, p.Seed, step));
-        var reported = p.Mode == LogprobsMode.Raw ? raw : processed;
+        var reported = p.Mode == LogprobsMode.Raw ? unmasked?.log_softmax(-1) ?? raw : processed;
         return new TokenLogprob(token, reported[token].item<float>(), Top(reported, p.TopLogprobs));
     }
 
@@ -28,22 +32,32 @@ public static class TokenSampler
     /// The next token of every row of <paramref name="logits"/> [B, V]. Greedy rows (whose raw and processed
     /// distributions coincide) share one <see cref="BatchLogprobs.Compute"/> — a fused kernel on the GPU — and
     /// one copy to the host, instead of several round trips per sequence; sampled rows go through
-    /// <see cref="Next"/> one by one.
+    /// <see cref="Next"/> one by one. <paramref name="unmasked"/> [B, V], when given, are the logits before
+    /// decoding-rule masks, as in <see cref="Next"/>.
     /// </summary>
-    public static TokenLogprob[] NextBatch(Tensor logits, IReadOnlyList<SamplingParams> p, IReadOnlyList<int> steps, IReadOnlyList<int?> forced)
+    public static TokenLogprob[] NextBatch(Tensor logits, IReadOnlyList<SamplingParams> p, IReadOnlyList<int> steps, IReadOnlyList<int?> forced, Tensor? unmasked = null)
     {
         var result = new TokenLogprob[p.Count];
         var greedy = Enumerable.Range(0, p.Count).Where(i => p[i].Greedy).ToArray();
         if (greedy.Length > 0)
         {
             using var scope = NewDisposeScope();
-            var rows = greedy.Length == p.Count ? logits : logits.index_select(0, tensor(greedy.Select(i => (long)i).ToArray(), device: logits.device));
+            var index = greedy.Length == p.Count ? null : tensor(greedy.Select(i => (long)i).ToArray(), device: logits.device);
+            Tensor Rows(Tensor all) => index is null ? all : all.index_select(0, index);
+            var rows = Rows(logits);
             var k = Math.Max(1, greedy.Max(i => p[i].TopLogprobs));
             var chosen = tensor(greedy.Select(i => (long)(forced[i] ?? -1)).ToArray(), device: logits.device);
+            if (unmasked is not null)
+            {
+                // The token is the masked argmax; Raw rows report the unmasked distribution at it, Processed rows the masked one.
+                chosen = where(chosen < 0, rows.argmax(-1), chosen);
+                var raw = tensor(greedy.Select(i => p[i].Mode == LogprobsMode.Raw).ToArray(), device: logits.device).unsqueeze(1);
+                rows = where(raw, Rows(unmasked), rows);
+            }
             var (values, ids, chosenLogprob, argmax) = BatchLogprobs.Compute(rows, k, chosen);
             var v = values.cpu().data<float>().ToArray();
             var t = ids.cpu().data<long>().ToArray();
-            var a = argmax.cpu().data<long>().ToArray();
+            var a = (unmasked is null ? argmax : chosen).cpu().data<long>().ToArray();
             var cl = chosenLogprob.cpu().data<float>().ToArray();
             for (var row = 0; row < greedy.Length; row++)
             {
@@ -53,7 +67,7 @@ public static class TokenSampler
             }
         }
         for (var i = 0; i < p.Count; i++)
-            result[i] ??= Next(logits[i], p[i], steps[i], forced[i]);
+            result[i] ??= Next(logits[i], p[i], steps[i], forced[i], unmasked?[i]);
         return result;
     }
 
