@@ -1,5 +1,8 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using MLNode.Engines.Asr;
 using MLNode.Engines.Asr.Whisper;
+using MLNode.Engines.Hosting;
+using MLNode.Runtime.Registry;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Tests;
 using TorchSharp;
@@ -18,6 +21,29 @@ public static class TinyWhisper
     public static WhisperConfig Config => SharedConfig.Value;
 
     public static WhisperForConditionalGeneration Model => Shared.Value;
+
+    private static readonly Lazy<WhisperTokenizer> SharedTokenizer = new(() =>
+        WhisperTokenizer.FromTiktoken(Fixtures.Path("whisper", "assets", "multilingual.tiktoken"), Config));
+
+    /// <summary>openai's multilingual rank file with the control tokens appended: the fixture ships no tokenizer.</summary>
+    public static WhisperTokenizer Tokenizer => SharedTokenizer.Value;
+
+    /// <summary>An executor over the shared model decoding up to <paramref name="slots"/> windows together.</summary>
+    public static WhisperExecutor Executor(int slots = 4)
+    {
+        var card = new ModelCard("whisper-tiny-random", Modality.Asr, "whisper", "float32", "cpu", Folder, new ModelLimits(Config.MaxTargetPositions, slots),
+            Model.parameters().Sum(p => p.numel()), new Dictionary<string, double>());
+        return new WhisperExecutor(card, Model, Tokenizer, new WhisperTranscriber(Model, Tokenizer, slots, CPU, NullLogger.Instance));
+    }
+
+    /// <summary>A fixture clip of ../shared/fixtures/audio as canonical audio (its wav samples are exactly what FFmpeg gives).</summary>
+    public static CanonicalAudio Audio(string clip)
+    {
+        var samples = WavSamples.Read(Fixtures.Path("audio", $"{clip}.wav"));
+        var bytes = new byte[samples.Length * sizeof(float)];
+        Buffer.BlockCopy(samples, 0, bytes, 0, bytes.Length);
+        return new CanonicalAudio(samples, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)));
+    }
 
     /// <summary>A reference tensor of reference_tensors.safetensors, e.g. "speech_en_16k.mel".</summary>
     public static Tensor Reference(string name)

@@ -1,0 +1,173 @@
+using MLNode.Engines.Asr;
+using MLNode.Engines.Asr.Whisper;
+using MLNode.Engines.Llm.Sampling;
+using MLNode.Protocol.OpenAi;
+using LogprobsMode = MLNode.Engines.Llm.Sampling.LogprobsMode;
+using MLNode.Protocol.Validation;
+
+namespace MLNode.Engines.Tests.Asr;
+
+/// <summary>
+/// Whole jobs through the executor with whisper-tiny-random (float32, CPU) and openai's multilingual vocabulary:
+/// audio → log-mel → encoder → batched decoding with the checkpoint's rules → windows, segments and logprobs.
+/// </summary>
+public sealed class WhisperExecutorTests
+{
+    // As in WhisperConformanceTests: the fixture's TF32 convolutions leave ≤ 1.5e-4 on these logprobs; the front end adds ~1e-6.
+    private const double LogprobTolerance = 5e-4;
+
+    private static readonly SamplingParams Greedy = new(Temperature: 0, TopLogprobs: 5, Mode: LogprobsMode.Raw);
+
+    [Theory]
+    [InlineData("speech_en_16k")]
+    [InlineData("speech_de_16k")]
+    public async Task Greedy_transcription_from_audio_reproduces_the_reference_steps(string clip)
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio(clip);
+        var job = new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 16);
+        var result = await executor.TranscribeAsync(job, null, TestContext.Current.CancellationToken);
+
+        var window = Assert.Single(result.Windows);
+        Assert.Equal(new AudioWindow(0, audio.Samples.Length), window.Window);
+        var steps = WhisperConformanceTests.ClipReference(clip).GetProperty("greedy").GetProperty("steps").EnumerateArray().ToArray();
+        Assert.Equal(steps.Length, window.Tokens.Count);
+        for (var i = 0; i < steps.Length; i++)
+        {
+            var (expected, ours) = (steps[i], window.Tokens[i]);
+            Assert.Equal(expected.GetProperty("token").GetInt32(), ours.Token);
+            Assert.Equal(expected.GetProperty("top_ids").EnumerateArray().Select(e => e.GetInt32()), ours.Top.Select(t => t.Token));
+            Assert.True(Math.Abs(expected.GetProperty("logprob").GetDouble() - ours.Logprob) <= LogprobTolerance, $"{clip} step {i}: {ours.Logprob} vs {expected.GetProperty("logprob").GetDouble()}");
+        }
+        Assert.Equal("en", result.Language);
+        Assert.Equal(0.0, window.Temperature);
+        Assert.Equal(TinyWhisper.Tokenizer.Decode(window.Tokens.Select(t => t.Token)), window.Text);
+        Assert.InRange(window.NoSpeechProb!.Value, 0, 1);
+    }
+
+    [Theory]
+    [InlineData("speech_en_16k")]
+    [InlineData("speech_de_16k")]
+    public async Task Language_is_detected_on_the_first_window_as_the_reference_does(string clip)
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio(clip);
+        var expected = WhisperConformanceTests.ClipReference(clip).GetProperty("language_token").GetInt32();
+        var job = new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Transcribe, null, null, Greedy, MaxTokensPerWindow: 2);
+        var result = await executor.TranscribeAsync(job, null, TestContext.Current.CancellationToken);
+        Assert.Equal(TinyWhisper.Tokenizer.Special.LanguageCode(expected), result.Language);
+    }
+
+    /// <summary>The validator's path: the executor's tokens teacher-forced on the same audio and windows give this model's logprobs back exactly.</summary>
+    [Fact]
+    public async Task Replaying_a_transcription_with_its_own_tokens_gives_similarity_1()
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_long_16k");
+        var windows = executor.PlanWindows(audio);
+        var job = new SpeechJob(audio, windows, SpeechTask.Transcribe, "de", "Ein Satz zum Kontext.", Greedy, MaxTokensPerWindow: 12);
+        var original = await executor.TranscribeAsync(job, null, TestContext.Current.CancellationToken);
+        var replay = await executor.TranscribeAsync(
+            job with { Enforced = original.Windows.Select(w => new EnforcedWindow(w.Tokens.Select(t => t.Token).ToArray(), w.Temperature)).ToArray() },
+            null, TestContext.Current.CancellationToken);
+
+        var comparison = LogprobComparison.Compare(Wire(original), Wire(replay));
+        Assert.Equal(LogprobComparisonOutcome.Compared, comparison.Outcome);
+        Assert.Equal(1.0, comparison.Similarity);
+    }
+
+    /// <summary>Windows decoded together (with rows leaving the batch as they end) give what each gives alone.</summary>
+    [Fact]
+    public async Task Windows_of_a_batch_decode_as_they_would_alone()
+    {
+        var executor = TinyWhisper.Executor(slots: 2);
+        var audio = TinyWhisper.Audio("speech_long_16k");
+        var windows = executor.PlanWindows(audio);
+        Assert.Equal([new AudioWindow(0, 480_000), new AudioWindow(480_000, 960_000), new AudioWindow(960_000, audio.Samples.Length)], windows);
+        // Different lengths per window, so that rows leave the batch at different steps.
+        var together = await executor.TranscribeAsync(new SpeechJob(audio, windows, SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 10),
+            null, TestContext.Current.CancellationToken);
+        for (var w = 0; w < windows.Count; w++)
+        {
+            var alone = (await executor.TranscribeAsync(new SpeechJob(audio, [windows[w]], SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 10),
+                null, TestContext.Current.CancellationToken)).Windows[0];
+            Assert.Equal(alone.Tokens.Select(t => t.Token), together.Windows[w].Tokens.Select(t => t.Token));
+            for (var i = 0; i < alone.Tokens.Count; i++)
+                Assert.Equal(alone.Tokens[i].Logprob, together.Windows[w].Tokens[i].Logprob, 1e-5);
+        }
+    }
+
+    [Fact]
+    public async Task Timestamps_follow_the_rules_and_segments_are_offset_by_their_window()
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_long_16k");
+        var special = TinyWhisper.Tokenizer.Special;
+        var begin = special.TimestampBegin!.Value;
+        var result = await executor.TranscribeAsync(
+            new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Transcribe, "en", null, Greedy, Timestamps: true, MaxTokensPerWindow: 40),
+            null, TestContext.Current.CancellationToken);
+        foreach (var window in result.Windows)
+        {
+            var ids = window.Tokens.Select(t => t.Token).ToArray();
+            // A timestamp first (this checkpoint sets no max_initial_timestamp_index, so any).
+            Assert.True(special.IsTimestamp(ids[0]), $"window starts with {ids[0]}");
+            var stamps = ids.Where(special.IsTimestamp).ToArray();
+            Assert.Equal(stamps.Order(), stamps); // never decreasing
+            Assert.DoesNotContain(special.NoTimestamps!.Value, ids);
+            foreach (var segment in window.Segments)
+            {
+                Assert.InRange(segment.Start, window.Window.StartSeconds, window.Window.EndSeconds);
+                Assert.InRange(segment.End, segment.Start, window.Window.EndSeconds);
+            }
+        }
+        Assert.Contains(result.Windows[1].Segments, s => s.Start >= 30.0);
+    }
+
+    [Fact]
+    public async Task Failing_windows_climb_the_temperature_ladder_and_seeded_runs_repeat()
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_en_16k");
+        // A random model's average logprob is near −9, far below −1: every rung fails until the last.
+        var job = new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Translate, "de", null,
+            Greedy with { Seed = 7, Mode = LogprobsMode.Processed }, TemperatureFallback: true, MaxTokensPerWindow: 8);
+        var first = await executor.TranscribeAsync(job, null, TestContext.Current.CancellationToken);
+        var second = await executor.TranscribeAsync(job, null, TestContext.Current.CancellationToken);
+        var window = Assert.Single(first.Windows);
+        Assert.Equal(1.0, window.Temperature);
+        Assert.True(window.AvgLogprob < TemperatureFallback.LogprobThreshold);
+        Assert.Equal(window.Tokens, second.Windows[0].Tokens, (a, b) => a.Token == b.Token && a.Logprob == b.Logprob);
+    }
+
+    [Fact]
+    public async Task Tokens_stream_per_window_as_the_result_lists_them()
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_long_16k");
+        var streamed = new List<(int Window, int Token)>();
+        var result = await executor.TranscribeAsync(new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 5),
+            (w, t) => streamed.Add((w, t.Token)), TestContext.Current.CancellationToken);
+        for (var w = 0; w < result.Windows.Count; w++)
+            Assert.Equal(result.Windows[w].Tokens.Select(t => t.Token), streamed.Where(s => s.Window == w).Select(s => s.Token));
+    }
+
+    [Fact]
+    public async Task Jobs_this_model_cannot_run_are_refused_naming_the_problem()
+    {
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_long_16k");
+        var ct = TestContext.Current.CancellationToken;
+        async Task<string> Refusal(SpeechJob job) => (await Assert.ThrowsAsync<ArgumentException>(() => executor.TranscribeAsync(job, null, ct))).Message;
+
+        Assert.Contains("at most 30 s", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 500_000)], SpeechTask.Transcribe, "en", null, Greedy)));
+        Assert.Contains("not a stretch", await Refusal(new SpeechJob(audio, [new AudioWindow(0, audio.Samples.Length + 1)], SpeechTask.Transcribe, "en", null, Greedy)));
+        Assert.Contains("language 'xx'", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 16_000)], SpeechTask.Transcribe, "xx", null, Greedy)));
+        Assert.Contains("enforced tokens are given for 2 windows", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 16_000)], SpeechTask.Transcribe, "en", null, Greedy,
+            Enforced: [new EnforcedWindow([1], 0), new EnforcedWindow([2], 0)])));
+    }
+
+    private static List<ChatCompletionLogprob> Wire(SpeechResult result) =>
+        result.Windows.SelectMany(w => w.Tokens).Select(t =>
+            ChatCompletionLogprob.ForTokenId(t.Token, t.Logprob, t.Top.Select(top => TopLogprob.ForTokenId(top.Token, top.Logprob)).ToList())).ToList();
+}
