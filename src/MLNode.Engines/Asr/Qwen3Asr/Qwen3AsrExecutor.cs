@@ -11,6 +11,7 @@ namespace MLNode.Engines.Asr.Qwen3Asr;
 /// through the audio tower, the embeddings fill the prompt's placeholders, and the windows of a job decode as one batch.
 /// No translation and no timestamps: a window yields one segment. Windows decode once, at the job's temperature (the
 /// model has no temperature-fallback rule). A replay teacher-forces each window's tokens plus the end of turn.
+/// Jobs run one at a time on the model; a job's windows go through in batches of up to the KV cache's slots.
 /// </summary>
 public sealed class Qwen3AsrExecutor : ISpeechExecutor
 {
@@ -88,8 +89,9 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
             if (enforced.Count != job.Windows.Count)
                 throw new ArgumentException($"{enforced.Count} enforced windows for {job.Windows.Count} audio windows", nameof(job));
             var vocab = Model.Config.Text.VocabSize;
-            if (enforced.SelectMany(w => w.Tokens).FirstOrDefault(t => t < 0 || t >= vocab, -1) is var bad and not -1)
-                throw new ArgumentException($"enforced token {bad} lies outside the vocabulary of {vocab}", nameof(job));
+            var outside = enforced.SelectMany(w => w.Tokens).Where(t => t < 0 || t >= vocab).ToArray();
+            if (outside.Length > 0)
+                throw new ArgumentException($"enforced tokens [{string.Join(", ", outside)}] lie outside the vocabulary of {vocab}", nameof(job));
         }
         foreach (var w in job.Windows)
             if (w.Start < 0 || w.End > job.Audio.Samples.Length || w.Length <= 0)
