@@ -88,6 +88,22 @@ public sealed class Qwen3AsrDecodingTests
     }
 
     [Fact]
+    public async Task Seeded_sampling_repeats_and_its_replay_reports_the_same_processed_logprobs()
+    {
+        var audio = Clip("speech_en_16k");
+        var sampled = Job(audio, maxTokens: 6) with { Sampling = new SamplingParams(Temperature: 0.8, TopK: 50, Seed: 7, TopLogprobs: 5) };
+        var first = (await Qwen3AsrTiny.Executor.TranscribeAsync(sampled, null, Ct)).Windows[0];
+        var again = (await Qwen3AsrTiny.Executor.TranscribeAsync(sampled, null, Ct)).Windows[0];
+        Assert.Equal(first.Tokens.Select(t => (t.Token, t.Logprob)), again.Tokens.Select(t => (t.Token, t.Logprob)));
+        Assert.Equal(0.8, first.Temperature);
+
+        var replay = sampled with { Enforced = [new EnforcedWindow(first.Tokens.Select(t => t.Token).ToArray(), first.Temperature)] };
+        var replayed = (await Qwen3AsrTiny.Executor.TranscribeAsync(replay, null, Ct)).Windows[0];
+        Assert.Equal(first.Tokens.Select(t => (t.Token, t.Logprob)), replayed.Tokens.Select(t => (t.Token, t.Logprob)));
+        Assert.Equal(1.0, LogprobComparison.Compare(Wire(first.Tokens), Wire(replayed.Tokens)).Similarity);
+    }
+
+    [Fact]
     public async Task Decoding_through_the_cache_matches_one_forward_over_the_whole_sequence()
     {
         var audio = Clip("speech_en_16k");

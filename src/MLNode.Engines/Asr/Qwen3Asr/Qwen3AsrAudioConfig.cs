@@ -11,7 +11,7 @@ public sealed class Qwen3AsrAudioConfig
     /// <summary>Each of the three stride-2 convolutions halves time and frequency (k 3, padding 1).</summary>
     private const int ConvLayers = 3;
 
-    public Qwen3AsrAudioConfig(ConfigJsonReader json)
+    internal Qwen3AsrAudioConfig(ConfigJsonReader json)
     {
         NumMelBins = Positive(json, "num_mel_bins", json.OptionalInt("num_mel_bins") ?? 128);
         DModel = Positive(json, "d_model", json.OptionalInt("d_model") ?? 1280);
