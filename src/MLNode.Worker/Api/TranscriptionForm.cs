@@ -37,7 +37,6 @@ public sealed partial record TranscriptionForm(
     string? Prompt,
     string ResponseFormat,
     double Temperature,
-    IReadOnlyList<string> TimestampGranularities,
     bool Stream,
     bool Logprobs,
     int TopLogprobs,
@@ -118,7 +117,7 @@ public sealed partial record TranscriptionForm(
         if (fields.Errors.Count > 0 || file is null)
             return (null, fields.Errors);
         return (new TranscriptionForm(file, model, language, string.IsNullOrEmpty(prompt) ? null : prompt, responseFormat, temperature,
-            granularities, stream, logprobs, logprobs ? topLogprobs ?? 0 : 0, seed, logprobsMode, enforced, windows, audioSha256), []);
+            stream, logprobs, logprobs ? topLogprobs ?? 0 : 0, seed, logprobsMode, enforced, windows, audioSha256), []);
     }
 
     /// <summary>ISO 639-1 (two letters) or, for the few Whisper languages without one, 639-2/3 (three: "haw", "yue").</summary>
