@@ -163,9 +163,14 @@ public sealed class Qwen3AsrDecodingTests
         var speech = Qwen3AsrTiny.Executor.Speech;
         Assert.Equal((30.0, false, false), (speech.WindowSeconds, speech.Translation, speech.Timestamps));
         Assert.Contains("en", speech.Languages);
+        // 70 s: three windows of at most 30 s covering every sample, cut by the shared planner.
         var samples = WavSamples.Read(Fixtures.Path("audio", "speech_long_16k.wav"));
         var windows = Qwen3AsrTiny.Executor.PlanWindows(new CanonicalAudio(samples, ""));
-        Assert.Equal([new(0, 480_000), new(480_000, 960_000), new(960_000, samples.Length)], windows);
+        Assert.Equal(new AudioWindowPlanner(30).Plan(samples), windows);
+        Assert.Equal(3, windows.Count);
+        Assert.Equal((0, samples.Length), (windows[0].Start, windows[^1].End));
+        Assert.All(windows.Zip(windows.Skip(1)), pair => Assert.Equal(pair.First.End, pair.Second.Start));
+        Assert.All(windows, w => Assert.InRange(w.Length, 1, 480_000));
     }
 
     private static IEnumerable<int> Ints(JsonElement array) => array.EnumerateArray().Select(e => e.GetInt32());

@@ -22,6 +22,7 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     private readonly KvCache _cache;
     private readonly Qwen3AsrBatchDecoder _decoder;
     private readonly LogMelSpectrogram _mel;
+    private readonly AudioWindowPlanner _planner;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
     public Qwen3AsrExecutor(ModelCard card, Qwen3AsrThinker model, Qwen3AsrChatFormat format, KvCache cache, IReadOnlySet<int> stopTokens, double windowSeconds)
@@ -31,6 +32,7 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
         _decoder = new Qwen3AsrBatchDecoder(model, cache, stopTokens);
         _mel = new LogMelSpectrogram(model.Config.Audio.NumMelBins);
         Speech = new SpeechCapabilities(windowSeconds, Translation: false, Timestamps: false, Qwen3AsrLanguages.Codes);
+        _planner = new AudioWindowPlanner(windowSeconds);
     }
 
     public ModelCard Card { get; }
@@ -47,15 +49,8 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     private Device Device => _device ??= Model.parameters().First().device;
     private Device? _device;
 
-    /// <summary>Consecutive windows of <see cref="SpeechCapabilities.WindowSeconds"/>; the last one holds the rest.</summary>
-    public IReadOnlyList<AudioWindow> PlanWindows(CanonicalAudio audio)
-    {
-        var length = (int)Math.Round(Speech.WindowSeconds * CanonicalAudio.SampleRate);
-        var windows = new List<AudioWindow>();
-        for (var start = 0; start < audio.Samples.Length; start += length)
-            windows.Add(new AudioWindow(start, Math.Min(start + length, audio.Samples.Length)));
-        return windows;
-    }
+    /// <summary>Windows of at most <see cref="SpeechCapabilities.WindowSeconds"/>, cut at quiet points as vLLM cuts them.</summary>
+    public IReadOnlyList<AudioWindow> PlanWindows(CanonicalAudio audio) => _planner.Plan(audio.Samples);
 
     /// <summary>
     /// Text of <paramref name="tokens"/> without special tokens and the &lt;asr_text&gt; marker; when the language was not
