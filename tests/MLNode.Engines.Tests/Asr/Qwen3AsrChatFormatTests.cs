@@ -70,9 +70,13 @@ public sealed class Qwen3AsrChatFormatTests
     }
 
     [Fact]
-    public void Decode_drops_the_marker()
+    public void Decoding_for_streams_never_shows_the_language_header()
     {
-        Assert.Equal("language English hello", Format().Decode([10, 11, 93, 20]));
+        var format = Format();
+        // Token by token, the header yields nothing and the transcript grows after the marker.
+        Assert.Equal(["", "", "", " hello", " hello world"], new[] { 1, 2, 3, 4, 5 }.Select(n => format.Decode(new[] { 10, 11, 93, 20, 21 }[..n])));
+        // A forced language's output has no header: its text shows at once.
+        Assert.Equal(" hello", format.Decode([20]));
     }
 
     [Fact]

@@ -77,8 +77,7 @@ public sealed class Qwen3AsrChatFormat(
     /// </summary>
     public Qwen3AsrTranscript Parse(IReadOnlyList<int> emitted, string? forcedLanguage)
     {
-        var marker = emitted.Count - 1;
-        while (marker >= 0 && emitted[marker] != Tokens.AsrText) marker--;
+        var marker = LastMarker(emitted);
         var textTokens = emitted.Skip(marker + 1).ToArray();
         var text = decode(textTokens).Trim();
         if (forcedLanguage is not null) return new Qwen3AsrTranscript(forcedLanguage, text, textTokens, NoSpeech: false);
@@ -90,6 +89,24 @@ public sealed class Qwen3AsrChatFormat(
         return new Qwen3AsrTranscript(named is null || noSpeech ? null : Qwen3AsrLanguages.CodeOf(named), text, textTokens, noSpeech);
     }
 
-    /// <summary>Text of <paramref name="ids"/> without special tokens and without the &lt;asr_text&gt; marker.</summary>
-    public string Decode(IEnumerable<int> ids) => decode(ids.Where(id => id != Tokens.AsrText));
+    /// <summary>
+    /// The transcript so far in a window's emitted tokens, without special tokens: what follows the last &lt;asr_text&gt;.
+    /// Before a marker, nothing while the text may still be the "language X" header, else all of it (a forced language's
+    /// output has no header). Decoding more tokens only extends the result, so streamed deltas never show the header.
+    /// </summary>
+    public string Decode(IReadOnlyList<int> ids)
+    {
+        var marker = LastMarker(ids);
+        if (marker >= 0) return decode(ids.Skip(marker + 1));
+        var text = decode(ids);
+        var head = text.TrimStart();
+        return head.StartsWith(LanguagePrefix, StringComparison.Ordinal) || LanguagePrefix.StartsWith(head, StringComparison.Ordinal) ? "" : text;
+    }
+
+    private int LastMarker(IReadOnlyList<int> ids)
+    {
+        var marker = ids.Count - 1;
+        while (marker >= 0 && ids[marker] != Tokens.AsrText) marker--;
+        return marker;
+    }
 }

@@ -52,10 +52,7 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     /// <summary>Windows of at most <see cref="SpeechCapabilities.WindowSeconds"/>, cut at quiet points as vLLM cuts them.</summary>
     public IReadOnlyList<AudioWindow> PlanWindows(CanonicalAudio audio) => _planner.Plan(audio.Samples);
 
-    /// <summary>
-    /// Text of <paramref name="tokens"/> without special tokens and the &lt;asr_text&gt; marker; when the language was not
-    /// forced a window's tokens begin with "language X", which <see cref="WindowResult.Text"/> leaves out.
-    /// </summary>
+    /// <summary>The transcript in a window's tokens so far (see <see cref="Qwen3AsrChatFormat.Decode"/>): never the "language X" header.</summary>
     public string Decode(IReadOnlyList<int> tokens) => _format.Decode(tokens);
 
     public async Task<SpeechResult> TranscribeAsync(SpeechJob job, Action<int, TokenLogprob>? onToken, CancellationToken ct)
