@@ -7,7 +7,7 @@ namespace MLNode.Runtime.Checkpoints;
 /// path (e.g. <c>thinker_config.text_config.hidden_size</c>). A field set to null counts as absent, as
 /// transformers writes null for unset options.
 /// </summary>
-public sealed class ConfigJsonReader(JsonElement element, string source, string path)
+internal sealed class ConfigJsonReader(JsonElement element, string source, string path)
 {
     public JsonElement Element => element;
 

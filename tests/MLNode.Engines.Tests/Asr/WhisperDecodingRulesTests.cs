@@ -1,3 +1,4 @@
+using MLNode.Engines.Asr;
 using MLNode.Engines.Asr.Whisper;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -106,7 +107,7 @@ public sealed class WhisperDecodingRulesTests
     [InlineData("the the the the the the the the the the the the the the", 3.6666666666666665)]
     [InlineData("Grüße aus München, wie geht es dir heute? Mir geht es gut.", 0.9838709677419355)]
     public void Compression_ratio_is_openais(string text, double expected) =>
-        Assert.Equal(expected, TemperatureFallback.CompressionRatio(text), 0.15);
+        Assert.Equal(expected, TextCompression.Ratio(text), 0.15);
 
     [Fact]
     public void Fallback_on_repetition_or_low_logprob_unless_silent()

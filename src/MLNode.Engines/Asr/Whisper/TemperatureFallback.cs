@@ -1,6 +1,3 @@
-using System.IO.Compression;
-using System.Text;
-
 namespace MLNode.Engines.Asr.Whisper;
 
 /// <summary>
@@ -30,16 +27,6 @@ public static class TemperatureFallback
 
     public static bool NeedsFallback(double avgLogprob, double compressionRatio, double? noSpeechProb) =>
         (compressionRatio > CompressionRatioThreshold || avgLogprob < LogprobThreshold) && !IsSilence(avgLogprob, noSpeechProb);
-
-    /// <summary>UTF-8 length over zlib-compressed length (openai's <c>compression_ratio</c>); 0 for empty text.</summary>
-    public static double CompressionRatio(string text)
-    {
-        var bytes = Encoding.UTF8.GetBytes(text);
-        if (bytes.Length == 0) return 0;
-        using var compressed = new MemoryStream();
-        using (var zlib = new ZLibStream(compressed, CompressionLevel.Optimal, leaveOpen: true)) zlib.Write(bytes);
-        return bytes.Length / (double)compressed.Length;
-    }
 
     /// <summary>
     /// openai's average logprob of a window: the sum over its tokens and the end token (when it ended with one) of

@@ -1,3 +1,4 @@
+using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm.Sampling;
 
@@ -7,6 +8,7 @@ namespace MLNode.Engines.Asr.Whisper;
 public sealed class WhisperExecutor : ISpeechExecutor
 {
     private readonly WhisperTranscriber _transcriber;
+    private readonly AudioWindowPlanner _planner;
 
     internal WhisperExecutor(ModelCard card, WhisperForConditionalGeneration model, WhisperTokenizer tokenizer, WhisperTranscriber transcriber)
     {
@@ -17,6 +19,7 @@ public sealed class WhisperExecutor : ISpeechExecutor
             Translation: special.IsMultilingual && special.Translate is not null,
             Timestamps: special.HasTimestamps,
             Languages: special.IsMultilingual ? special.Languages.Select(l => l.Code).ToArray() : ["en"]);
+        _planner = new AudioWindowPlanner(Speech.WindowSeconds);
     }
 
     public ModelCard Card { get; }
@@ -25,18 +28,8 @@ public sealed class WhisperExecutor : ISpeechExecutor
     public IPocProver? Poc => null;
     public SpeechCapabilities Speech { get; }
 
-    /// <summary>
-    /// Consecutive windows of at most 30 s from the start of the audio. The shared window planner (quietest point
-    /// near each boundary) replaces this split once it is in the tree.
-    /// </summary>
-    public IReadOnlyList<AudioWindow> PlanWindows(CanonicalAudio audio)
-    {
-        var length = _transcriber.WindowSamples;
-        var windows = new List<AudioWindow>();
-        for (var start = 0; start < audio.Samples.Length; start += length)
-            windows.Add(new AudioWindow(start, Math.Min(audio.Samples.Length, start + length)));
-        return windows;
-    }
+    /// <summary>Windows of at most 30 s, cut at the quietest 100 ms of each window's last second (the shared planner).</summary>
+    public IReadOnlyList<AudioWindow> PlanWindows(CanonicalAudio audio) => _planner.Plan(audio.Samples);
 
     public string Decode(IReadOnlyList<int> tokens) => Tokenizer.Decode(tokens);
 

@@ -123,7 +123,7 @@ internal sealed class WhisperTranscriber : IDisposable
         var ids = decoded.Tokens.Select(t => t.Token).ToArray();
         var text = _tokenizer.Decode(ids);
         var avgLogprob = TemperatureFallback.AverageLogprob(decoded.RuleLogprobs, decoded.Ended);
-        var ratio = TemperatureFallback.CompressionRatio(text);
+        var ratio = TextCompression.Ratio(text);
         // openai's transcribe drops windows it judges silent; with its heuristics asked for, so does this. The tokens
         // stay: they are what the model emitted and what a validator replays.
         if (job.TemperatureFallback && TemperatureFallback.IsSilence(avgLogprob, decoded.NoSpeechProb))

@@ -1,0 +1,146 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Dit.Sampling;
+
+/// <summary>
+/// Wan's FlowUniPCMultistepScheduler (wan/utils/fm_solvers_unipc.py: UniPC with the B(h) = e^h − 1 variant "bh2",
+/// solver order 2, x0 prediction, lower order at the last step, final sigma 0) for a flow-matching model. With
+/// α = 1 − σ, λ = log α − log σ and h the λ step, each <see cref="Step"/> takes the model's velocity v at the
+/// current latent x̃_k and
+/// <code>
+///   m_k     = x̃_k − σ_k v                                     x0 prediction
+///   x_k     = UniC(x_{k−1}, m_{k−2}, m_{k−1}, m_k)             corrects x̃_k (from step 1 on)
+///   x̃_{k+1} = UniP(x_k, m_{k−1}, m_k)                         predicts the next latent
+///   with both of the form  σ_t/σ_s · x − α_t (e^{−h} − 1) m_s − α_t (e^{−h} − 1) · (ρ-weighted differences of m)
+/// </code>
+/// Order 1 at step 0 (warm-up) and at the last step, 2 between; at σ = 0 the last step returns m_{S−1}.
+/// The arithmetic is the reference's, op for op, on float32 tensors: scalar coefficients are float32 (logs and
+/// expm1 rounded from float64, the 2×2 solve of the order-2 corrector exact then rounded), so a replay of any step
+/// from its state (<see cref="LastSample"/>, the two previous x0 predictions) gives the same bits on one device.
+/// </summary>
+public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
+{
+    public const int SolverOrder = 2;
+
+    // m_{k−2}, m_{k−1} before a step's shift; m_{k−1}, m_k after it (model_outputs of the reference).
+    private readonly Tensor?[] _x0Predictions = new Tensor?[SolverOrder];
+    private int _lowerOrderSteps;
+    private int _lastOrder;
+
+    public FlowSigmaSchedule Schedule { get; } = schedule ?? throw new ArgumentNullException(nameof(schedule));
+
+    /// <summary>The step the next <see cref="Step"/> call performs.</summary>
+    public int StepIndex { get; private set; }
+
+    public bool IsFinished => StepIndex == Schedule.Steps;
+
+    /// <summary>The integer timestep the model sees at the current step.</summary>
+    public int Timestep => Schedule.Timesteps[StepIndex];
+
+    /// <summary>The corrected latent x_{k−1} the last predictor started from (the reference's <c>last_sample</c>).</summary>
+    public Tensor? LastSample { get; private set; }
+
+    /// <summary>
+    /// One sampling step: <paramref name="velocity"/> is the model's (guided) flow prediction at <paramref name="sample"/>,
+    /// the latent x̃_k at <see cref="Timestep"/>; returns x̃_{k+1}, float32 like its inputs.
+    /// </summary>
+    public Tensor Step(Tensor velocity, Tensor sample)
+    {
+        ArgumentNullException.ThrowIfNull(velocity);
+        ArgumentNullException.ThrowIfNull(sample);
+        if (IsFinished) throw new InvalidOperationException($"all {Schedule.Steps} steps have run");
+        if (sample.dtype != ScalarType.Float32 || velocity.dtype != ScalarType.Float32)
+            throw new ArgumentException($"the sampler state is float32; got a {sample.dtype} sample and a {velocity.dtype} velocity");
+
+        using var scope = NewDisposeScope();
+        var k = StepIndex;
+        var x0 = sample - velocity * Sigma(k);
+        var x = LastSample is null ? sample.clone() : Corrector(x0, LastSample, _lastOrder, k);
+
+        _x0Predictions[0]?.Dispose();
+        _x0Predictions[0] = _x0Predictions[1];
+        _x0Predictions[1] = x0.DetachFromDisposeScope();
+
+        var order = Math.Min(Math.Min(SolverOrder, Schedule.Steps - k), _lowerOrderSteps + 1);
+        LastSample?.Dispose();
+        LastSample = x.DetachFromDisposeScope();
+        var next = Predictor(x, order, k);
+
+        _lastOrder = order;
+        _lowerOrderSteps = Math.Min(_lowerOrderSteps + 1, SolverOrder);
+        StepIndex++;
+        return next.MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensor in _x0Predictions) tensor?.Dispose();
+        LastSample?.Dispose();
+    }
+
+    /// <summary>UniP: from the corrected x_k at σ_k to x̃_{k+1} at σ_{k+1}, with m_k and, at order 2, m_{k−1}.</summary>
+    private Tensor Predictor(Tensor x, int order, int k)
+    {
+        var (sigmaT, sigmaS0) = (Sigma(k + 1), Sigma(k));
+        var (alphaT, lambdaS0) = (1f - sigmaT, Lambda(sigmaS0));
+        var h = Lambda(sigmaT) - lambdaS0;
+        var m0 = _x0Predictions[1]!;
+        var hh = -h;
+        var hPhi1 = Expm1(hh);
+        var bH = Expm1(hh);
+        var predicted = x * (sigmaT / sigmaS0) - m0 * (alphaT * hPhi1);
+        if (order == 1) return predicted;
+        // Order 2 uses ρ = 1/2 for its single difference, as the reference does instead of solving for it.
+        var rk = (Lambda(Sigma(k - 1)) - lambdaS0) / h;
+        var d1 = (_x0Predictions[0]! - m0) / rk;
+        return predicted - d1 * 0.5f * (alphaT * bH);
+    }
+
+    /// <summary>
+    /// UniC: re-derives x_k from x_{k−1} (<paramref name="lastSample"/>) with the new x0 prediction m_k, using m_{k−1}
+    /// and, at order 2, m_{k−2}; <paramref name="order"/> is the order the previous predictor ran at.
+    /// </summary>
+    private Tensor Corrector(Tensor x0, Tensor lastSample, int order, int k)
+    {
+        var (sigmaT, sigmaS0) = (Sigma(k), Sigma(k - 1));
+        var (alphaT, lambdaS0) = (1f - sigmaT, Lambda(sigmaS0));
+        var h = Lambda(sigmaT) - lambdaS0;
+        var m0 = _x0Predictions[1]!;
+        var hh = -h;
+        var hPhi1 = Expm1(hh);
+        var bH = Expm1(hh);
+        var corrected = lastSample * (sigmaT / sigmaS0) - m0 * (alphaT * hPhi1);
+        var d1T = x0 - m0;
+        if (order == 1) return corrected - d1T * 0.5f * (alphaT * bH);
+
+        var rk = (Lambda(Sigma(k - 2)) - lambdaS0) / h;
+        var d1 = (_x0Predictions[0]! - m0) / rk;
+        // ρ solves [1 1; r_k 1] ρ = b with b_i = i! · (h φ_i(h) terms) / B(h), as the reference builds them.
+        var hPhiK = hPhi1 / hh - 1f;
+        var b1 = hPhiK * 1f / bH;
+        hPhiK = hPhiK / hh - 1f / 2f;
+        var b2 = hPhiK * 2f / bH;
+        var (rho0, rho1) = Solve2x2(rk, b1, b2);
+        return corrected - (d1 * rho0 + d1T * rho1) * (alphaT * bH);
+    }
+
+    private float Sigma(int index) => Schedule.Sigmas[index];
+
+    /// <summary>λ = log α − log σ in float32 (+∞ at σ = 0).</summary>
+    private static float Lambda(float sigma) => (float)Math.Log(1f - sigma) - (float)Math.Log(sigma);
+
+    /// <summary>e^x − 1 rounded to float32 from float64 (a short series near 0, where exp(x) − 1 would cancel).</summary>
+    private static float Expm1(float x)
+    {
+        double d = x;
+        return (float)(Math.Abs(d) < 1e-5 ? d + d * d / 2 + d * d * d / 6 : Math.Exp(d) - 1);
+    }
+
+    /// <summary>The solution of [[1, 1], [r, 1]] · (ρ0, ρ1) = (b1, b2), computed exactly in float64 and rounded.</summary>
+    private static (float Rho0, float Rho1) Solve2x2(float r, float b1, float b2)
+    {
+        var determinant = 1.0 - r;
+        return ((float)((b1 - (double)b2) / determinant), (float)((b2 - (double)r * b1) / determinant));
+    }
+}
