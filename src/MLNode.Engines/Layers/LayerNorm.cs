@@ -6,9 +6,10 @@ namespace MLNode.Engines.Layers;
 
 /// <summary>
 /// LayerNorm over the last dimension with the checkpoint's <c>weight</c> and <c>bias</c> (torch's default eps 1e-5),
-/// computed in float32 whatever the activation dtype and rounded once to it, as openai-whisper's <c>LayerNorm</c> and
-/// torch's bf16 kernels do: bf16 statistics over 1280 channels would lose the precision the pre-norm residual stream
-/// relies on. The weights are kept in float32 for the same reason (their bf16 values are exact in it).
+/// computed in float32 whatever the activation dtype and rounded once to it, as openai-whisper's <c>LayerNorm</c> does:
+/// bf16 statistics over 1280 channels would lose the precision the pre-norm residual stream relies on. The weights are
+/// kept in float32 (their bf16 values are exact in it); libtorch's kernels take a bf16 or fp16 input with float32
+/// weights as one op that accumulates in float32, so no cast of the activations is launched.
 /// </summary>
 public sealed class LayerNorm : nn.Module<Tensor, Tensor>
 {
@@ -27,12 +28,7 @@ public sealed class LayerNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x)
-    {
-        if (x.dtype == ScalarType.Float32) return nn.functional.layer_norm(x, [_size], weight, bias, _eps);
-        using var scope = NewDisposeScope();
-        return nn.functional.layer_norm(x.to(ScalarType.Float32), [_size], weight, bias, _eps).to(x.dtype).MoveToOuterDisposeScope();
-    }
+    public override Tensor forward(Tensor x) => nn.functional.layer_norm(x, [_size], weight, bias, _eps);
 
     private static Parameter Float32(Parameter p)
     {

@@ -42,6 +42,9 @@ public sealed class WhisperForConditionalGeneration : nn.Module
 
     public WhisperConfig Config { get; }
 
+    /// <summary>The dtype of the weights and activations (LayerNorm and logits aside, which are float32).</summary>
+    public ScalarType DType => model.decoder.embed_tokens.Weight.dtype;
+
     /// <summary>Encoder output [B, source positions, d] of log-mel features [B, mel bins, 2 · source positions].</summary>
     public Tensor Encode(Tensor mel) => model.encoder.forward(mel);
 

@@ -30,9 +30,8 @@ internal sealed class WhisperTranscriber : IDisposable
         var config = model.Config;
         (_model, _tokenizer, _device, _logger) = (model, tokenizer, device, logger);
         _mel = new LogMelSpectrogram(config.NumMelBins);
-        var dtype = model.parameters().First().dtype;
         _cache = new WhisperKvCache(config.DecoderLayers, slots, config.DecoderAttentionHeads, config.DModel / config.DecoderAttentionHeads,
-            config.MaxTargetPositions, config.MaxSourcePositions, dtype, device);
+            config.MaxTargetPositions, config.MaxSourcePositions, model.DType, device);
         _decoder = new WhisperBatchDecoder(model, _cache, tokenizer.Special);
         _textRules = new WhisperLogitRules(config, tokenizer.Special, timestamps: false, device);
         _timestampRules = tokenizer.Special.HasTimestamps ? new WhisperLogitRules(config, tokenizer.Special, timestamps: true, device) : null;
