@@ -1,17 +1,22 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using MLNode.Engines.Asr;
+using MLNode.Engines.Asr.Whisper;
+using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
 using MLNode.Engines.Llm;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Gpu;
+using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using static TorchSharp.torch;
 
 // GPU benchmarks and GPU conformance runs of the engines (see benchmarks/README.md).
 //   mlnode-bench poc [--layers 36] [--batch 32] [--seq-len 1024] [--batches 5]   Qwen3-8B shape, random bf16 weights
 //   mlnode-bench poc-fixtures DIR                                              ../shared/fixtures/llm models on this device
+//   mlnode-bench whisper [--tiktoken FILE] [--decoder-layers 32] [--tokens 100] [--windows 16]   large-v3 shape, random bf16 weights
 using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 var log = loggers.CreateLogger("bench");
 var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), log);
@@ -22,12 +27,13 @@ return args.FirstOrDefault() switch
     "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
     "layer-profile" => LayerProfile.Run(runtime, options),
     "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
+    "whisper" => await WhisperBenchmark.RunAsync(runtime, options, log),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR");
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE]");
     return 2;
 }
 
@@ -37,6 +43,8 @@ sealed record Options(Dictionary<string, string> Values)
         new(Enumerable.Range(0, args.Length / 2).ToDictionary(i => args[2 * i].TrimStart('-'), i => args[2 * i + 1]));
 
     public int Int(string name, int fallback) => Values.TryGetValue(name, out var v) ? int.Parse(v) : fallback;
+
+    public string String(string name, string fallback) => Values.GetValueOrDefault(name, fallback);
 }
 
 /// <summary>
@@ -82,7 +90,7 @@ static class PocBenchmark
     }), "qwen3-8b-shape");
 
     /// <summary>Samples NVML's used memory every 50 ms; the maximum is the run's peak footprint.</summary>
-    private sealed class PeakMemory : IDisposable
+    internal sealed class PeakMemory : IDisposable
     {
         private readonly Timer _timer;
         private long _max;
@@ -262,3 +270,72 @@ static class PocFixtures
         return Math.Sqrt(x.Zip(y, (p, q) => (double)(p - q) * (p - q)).Sum());
     }
 }
+
+/// <summary>
+/// Speech-to-text RTFx (audio seconds per wall-clock second) on a Whisper-large-v3-shaped model with random bf16
+/// weights (--decoder-layers 4 for turbo): jobs of 1 and of --windows 30 s windows of seeded noise, each window
+/// decoded for a fixed --tokens tokens (all but the last teacher-forced, then the end token: the same work per step
+/// as free decoding, which a random model would end at random), greedy with top-5 logprobs. Also the encoder alone
+/// and the peak GPU memory (NVML, all of the device).
+/// </summary>
+static class WhisperBenchmark
+{
+    public static async Task<int> RunAsync(TorchRuntime runtime, Options o, ILogger log)
+    {
+        var (tokens, windows, decoderLayers) = (o.Int("tokens", 100), o.Int("windows", 16), o.Int("decoder-layers", 32));
+        var config = WhisperConfig.Parse(JsonSerializer.Serialize(new
+        {
+            model_type = "whisper", d_model = 1280, encoder_layers = o.Int("encoder-layers", 32), decoder_layers = decoderLayers,
+            encoder_attention_heads = 20, decoder_attention_heads = 20, encoder_ffn_dim = 5120, decoder_ffn_dim = 5120, num_mel_bins = 128,
+            max_source_positions = 1500, max_target_positions = 448, vocab_size = 51866, decoder_start_token_id = 50258, eos_token_id = 50257,
+        }), "whisper-large-v3-shape", null, "");
+        var model = new WhisperForConditionalGeneration(config, new RandomWeights(runtime.Device, ScalarType.BFloat16, seed: 1));
+        var tokenizer = WhisperTokenizer.FromTiktoken(o.String("tiktoken", ".gpu/multilingual.tiktoken"), config);
+        var card = new ModelCard("whisper-large-v3-shape", Modality.Asr, "whisper", "bfloat16", runtime.Device.ToString(), "",
+            new ModelLimits(448, windows), model.parameters().Sum(p => p.numel()), new Dictionary<string, double>());
+        await using var executor = WhisperExecutor.Create(card, model, tokenizer, windows, runtime.Device, log);
+        using var peak = new PocBenchmark.PeakMemory(new Nvml());
+
+        var noise = new Random(1);
+        var samples = Enumerable.Range(0, windows * 480_000).Select(_ => (float)(noise.NextDouble() - 0.5) * 0.2f).ToArray();
+        var audio = new CanonicalAudio(samples, "seeded-noise");
+        var greedy = new MLNode.Engines.Llm.Sampling.SamplingParams(Temperature: 0, TopLogprobs: 5, Mode: MLNode.Engines.Llm.Sampling.LogprobsMode.Raw);
+        SpeechJob Job(int n) => new(audio, Enumerable.Range(0, n).Select(w => new AudioWindow(w * 480_000, (w + 1) * 480_000)).ToArray(),
+            SpeechTask.Transcribe, "en", null, greedy,
+            Enforced: Enumerable.Range(0, n).Select(w => new EnforcedWindow(Enumerable.Range(0, tokens - 1).Select(i => 100 + (i * 7919 + w * 104729) % 50000).ToArray(), 0)).ToArray());
+        void Sync() { if (runtime.IsCuda) cuda.synchronize(); }
+
+        async Task<double> Seconds(int n)
+        {
+            Sync();
+            var watch = Stopwatch.StartNew();
+            var result = await executor.TranscribeAsync(Job(n), null, CancellationToken.None);
+            Sync();
+            if (result.Windows.Any(w => w.Tokens.Count != tokens - 1)) throw new InvalidOperationException("a window did not decode its fixed token count");
+            return watch.Elapsed.TotalSeconds;
+        }
+
+        double EncoderSeconds(int n)
+        {
+            using var scope = NewDisposeScope();
+            var mel = randn([n, 128, 3000], ScalarType.BFloat16, runtime.Device);
+            model.Encode(mel);
+            Sync();
+            var watch = Stopwatch.StartNew();
+            model.Encode(mel);
+            Sync();
+            return watch.Elapsed.TotalSeconds;
+        }
+
+        await Seconds(1); // warm-up: kernels, allocator
+        await Seconds(windows);
+        foreach (var n in new[] { 1, windows })
+        {
+            var seconds = await Seconds(n);
+            Console.WriteLine($"RESULT whisper engine=mlnode decoder_layers={decoderLayers} windows={n} tokens_per_window={tokens} seconds={seconds:F3} " +
+                $"rtfx={n * 30.0 / seconds:F1} encoder_s={EncoderSeconds(n):F3} peak_gpu_mib={peak.MaxUsedMb}");
+        }
+        return 0;
+    }
+}
+

@@ -33,7 +33,7 @@ public static class TinyWhisper
     {
         var card = new ModelCard("whisper-tiny-random", Modality.Asr, "whisper", "float32", "cpu", Folder, new ModelLimits(Config.MaxTargetPositions, slots),
             Model.parameters().Sum(p => p.numel()), new Dictionary<string, double>());
-        return new WhisperExecutor(card, Model, Tokenizer, new WhisperTranscriber(Model, Tokenizer, slots, CPU, NullLogger.Instance));
+        return WhisperExecutor.Create(card, Model, Tokenizer, slots, CPU, NullLogger.Instance);
     }
 
     /// <summary>A fixture clip of ../shared/fixtures/audio as canonical audio (its wav samples are exactly what FFmpeg gives).</summary>

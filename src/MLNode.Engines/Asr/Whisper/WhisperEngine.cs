@@ -28,7 +28,7 @@ public sealed class WhisperEngine(TorchRuntime runtime, ILoggerFactory loggers) 
         var card = new ModelCard(request.Entry.Id, Modality.Asr, request.Entry.Architecture, request.Entry.Dtype, runtime.Device.ToString(),
             request.Folder, request.Entry.Limits with { MaxModelLen = config.MaxTargetPositions, MaxBatch = slots },
             model.parameters().Sum(p => p.numel()), request.Entry.Pricing);
-        return new WhisperExecutor(card, model, tokenizer, new WhisperTranscriber(model, tokenizer, slots, runtime.Device, logger));
+        return WhisperExecutor.Create(card, model, tokenizer, slots, runtime.Device, logger);
     }, ct);
 
     /// <summary>Builds the model straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>

@@ -1,6 +1,8 @@
+using Microsoft.Extensions.Logging;
 using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm.Sampling;
+using static TorchSharp.torch;
 
 namespace MLNode.Engines.Asr.Whisper;
 
@@ -10,7 +12,7 @@ public sealed class WhisperExecutor : ISpeechExecutor
     private readonly WhisperTranscriber _transcriber;
     private readonly AudioWindowPlanner _planner;
 
-    internal WhisperExecutor(ModelCard card, WhisperForConditionalGeneration model, WhisperTokenizer tokenizer, WhisperTranscriber transcriber)
+    private WhisperExecutor(ModelCard card, WhisperForConditionalGeneration model, WhisperTokenizer tokenizer, WhisperTranscriber transcriber)
     {
         (Card, Model, Tokenizer, _transcriber) = (card, model, tokenizer, transcriber);
         var special = tokenizer.Special;
@@ -21,6 +23,10 @@ public sealed class WhisperExecutor : ISpeechExecutor
             Languages: special.IsMultilingual ? special.Languages.Select(l => l.Code).ToArray() : ["en"]);
         _planner = new AudioWindowPlanner(Speech.WindowSeconds);
     }
+
+    /// <summary>An executor over a loaded model that decodes up to <paramref name="slots"/> windows together on <paramref name="device"/>.</summary>
+    public static WhisperExecutor Create(ModelCard card, WhisperForConditionalGeneration model, WhisperTokenizer tokenizer, int slots, Device device, ILogger logger) =>
+        new(card, model, tokenizer, new WhisperTranscriber(model, tokenizer, slots, device, logger));
 
     public ModelCard Card { get; }
     public WhisperForConditionalGeneration Model { get; }
