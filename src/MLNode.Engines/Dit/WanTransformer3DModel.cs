@@ -116,16 +116,11 @@ public sealed class WanTransformer3DModel : nn.Module
         var (temb, timestepProj) = condition_embedder.Time(timesteps);
         var context = condition_embedder.Text(contexts);
 
-        var tokens = patch_embedding.forward(latents);
-        var x = tokens.to(ScalarType.Float32);
-        tokens.Dispose();
+        var x = patch_embedding.forward(latents).to(ScalarType.Float32);
         foreach (var block in blocks)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var next = block.forward(x, context, timestepProj, cos, sin);
-            // Each block's input goes as soon as its output exists: at 720p one residual stream is 1.5 GB per sample.
-            x.Dispose();
-            x = next;
+            block.forward(x, context, timestepProj, cos, sin);
         }
 
         var shiftScale = (scale_shift_table + temb.unsqueeze(1)).chunk(2, 1);
@@ -316,21 +311,32 @@ public sealed class WanTransformerBlock : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Adds the block's three residual branches to <paramref name="x"/> in place, each branch's temporaries freed before
+    /// the next runs: at 720p a residual stream is 1.5 GB per sample, and a new one per branch would hold several.
+    /// </summary>
     /// <param name="x">The float32 residual stream [B, N, D].</param>
     /// <param name="context">The projected text context [B, L, D].</param>
     /// <param name="timestepProj">The float32 modulation [B, 6, D].</param>
     /// <param name="cos">Rotary cosines [1, N, 1, head_dim/2].</param>
     /// <param name="sin">Rotary sines [1, N, 1, head_dim/2].</param>
-    public Tensor forward(Tensor x, Tensor context, Tensor timestepProj, Tensor cos, Tensor sin)
+    public void forward(Tensor x, Tensor context, Tensor timestepProj, Tensor cos, Tensor sin)
     {
         using var scope = NewDisposeScope();
         var e = (scale_shift_table + timestepProj).chunk(6, 1);
         var (shift, scale, gate, cShift, cScale, cGate) = (e[0], e[1], e[2], e[3], e[4], e[5]);
 
-        var h = x + attn1.forward(norm1.forward(x).mul_(scale + 1).add_(shift), null, cos, sin) * gate;
-        h.add_(attn2.forward(norm2?.forward(h) ?? h, context, null, null));
-        h.add_(ffn.forward(norm3.forward(h).mul_(cScale + 1).add_(cShift)) * cGate);
-        return h.MoveToOuterDisposeScope();
+        Residual(x, () => attn1.forward(norm1.forward(x).mul_(scale + 1).add_(shift), null, cos, sin), gate);
+        Residual(x, () => attn2.forward(norm2?.forward(x) ?? x, context, null, null), gate: null);
+        Residual(x, () => ffn.forward(norm3.forward(x).mul_(cScale + 1).add_(cShift)), cGate);
+    }
+
+    /// <summary>x += branch() · gate (float32), in place.</summary>
+    private static void Residual(Tensor x, Func<Tensor> branch, Tensor? gate)
+    {
+        using var scope = NewDisposeScope();
+        var y = branch();
+        x.add_(gate is null ? y : y * gate);
     }
 }
 
@@ -376,21 +382,23 @@ public sealed class WanAttention : nn.Module
         using var scope = NewDisposeScope();
         var queriesFrom = x.to(_dtype);
         var keysFrom = context?.to(_dtype) ?? queriesFrom;
-        var q = Heads(norm_q.forward(to_q.forward(queriesFrom)));
-        var k = Heads(norm_k.forward(to_k.forward(keysFrom)));
-        var v = Heads(to_v.forward(keysFrom));
-        if (cos is not null && sin is not null)
-        {
-            q = WanRotaryPosEmbed.Apply(q, cos, sin);
-            k = WanRotaryPosEmbed.Apply(k, cos, sin);
-        }
+        var q = Heads(to_q, norm_q, queriesFrom, cos, sin);
+        var k = Heads(to_k, norm_k, keysFrom, cos, sin);
+        var v = Heads(to_v, null, keysFrom, null, null);
         var attended = nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
-        var merged = attended.transpose(1, 2).reshape(x.shape[0], x.shape[1], _heads * _headDim);
-        return to_out[0].forward(merged).MoveToOuterDisposeScope();
+        return to_out[0].forward(attended.transpose(1, 2).flatten(2)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>[B, L, H·d] → [B, L, H, d].</summary>
-    private Tensor Heads(Tensor projected) => projected.view(projected.shape[0], projected.shape[1], _heads, _headDim);
+    /// <summary>[B, L, D] → projected, normalised across heads, split to [B, L, H, d] and rotated where given; temporaries freed.</summary>
+    private Tensor Heads(Linear projection, RmsNorm? norm, Tensor input, Tensor? cos, Tensor? sin)
+    {
+        using var scope = NewDisposeScope();
+        var projected = projection.forward(input);
+        if (norm is not null) projected = norm.forward(projected);
+        var heads = projected.view(projected.shape[0], projected.shape[1], _heads, _headDim);
+        if (cos is not null && sin is not null) heads = WanRotaryPosEmbed.Apply(heads, cos, sin);
+        return heads.MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>net.2(gelu_tanh(net.0.proj(x))): diffusers' <c>FeedForward</c> with "gelu-approximate" (net.1 is its dropout).</summary>
