@@ -12,6 +12,8 @@ using static TorchSharp.torch;
 // GPU benchmarks and GPU conformance runs of the engines (see benchmarks/README.md).
 //   mlnode-bench poc [--layers 36] [--batch 32] [--seq-len 1024] [--batches 5]   Qwen3-8B shape, random bf16 weights
 //   mlnode-bench poc-fixtures DIR                                              ../shared/fixtures/llm models on this device
+//   mlnode-bench wan-dit [--layers 40] [--runs 3]                              Wan2.2-A14B expert shape, random weights
+//   mlnode-bench wan-dit-fixtures DIR                                          ../shared/fixtures/wan/wan-tiny experts on this device
 using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 var log = loggers.CreateLogger("bench");
 var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), log);
@@ -22,6 +24,8 @@ return args.FirstOrDefault() switch
     "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
     "layer-profile" => LayerProfile.Run(runtime, options),
     "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
+    "wan-dit" => WanDitBenchmark.Run(runtime, options),
+    "wan-dit-fixtures" => WanDitBenchmark.Fixtures(runtime, args.Length > 1 ? args[1] : "fixtures/wan-tiny"),
     _ => Usage(),
 };
 
@@ -82,7 +86,7 @@ static class PocBenchmark
     }), "qwen3-8b-shape");
 
     /// <summary>Samples NVML's used memory every 50 ms; the maximum is the run's peak footprint.</summary>
-    private sealed class PeakMemory : IDisposable
+    internal sealed class PeakMemory : IDisposable
     {
         private readonly Timer _timer;
         private long _max;

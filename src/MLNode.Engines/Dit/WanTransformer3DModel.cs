@@ -112,7 +112,7 @@ public sealed class WanTransformer3DModel : nn.Module
         var grid = CheckInputs(latents, timesteps, contexts);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var (cos, sin) = _rope.Tables(grid, latents.device);
+        var rotations = _rope.Rotations(grid, latents.device);
         var (temb, timestepProj) = condition_embedder.Time(timesteps);
         var context = condition_embedder.Text(contexts);
 
@@ -120,12 +120,12 @@ public sealed class WanTransformer3DModel : nn.Module
         foreach (var block in blocks)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            block.forward(x, context, timestepProj, cos, sin);
+            block.forward(x, context, timestepProj, rotations);
         }
 
         var shiftScale = (scale_shift_table + temb.unsqueeze(1)).chunk(2, 1);
         var (shift, scale) = (shiftScale[0], shiftScale[1]);
-        var patches = proj_out.forward(norm_out.forward(x).mul_(scale + 1).add_(shift));
+        var patches = proj_out.forward(addcmul(shift, norm_out.forward(x), scale + 1, 1));
         return Unpatchify(patches, grid).MoveToOuterDisposeScope();
     }
 
@@ -318,17 +318,16 @@ public sealed class WanTransformerBlock : nn.Module
     /// <param name="x">The float32 residual stream [B, N, D].</param>
     /// <param name="context">The projected text context [B, L, D].</param>
     /// <param name="timestepProj">The float32 modulation [B, 6, D].</param>
-    /// <param name="cos">Rotary cosines [1, N, 1, head_dim/2].</param>
-    /// <param name="sin">Rotary sines [1, N, 1, head_dim/2].</param>
-    public void forward(Tensor x, Tensor context, Tensor timestepProj, Tensor cos, Tensor sin)
+    /// <param name="rotations">The tokens' rotary factors (complex64 [1, N, 1, head_dim/2]).</param>
+    public void forward(Tensor x, Tensor context, Tensor timestepProj, Tensor rotations)
     {
         using var scope = NewDisposeScope();
         var e = (scale_shift_table + timestepProj).chunk(6, 1);
         var (shift, scale, gate, cShift, cScale, cGate) = (e[0], e[1], e[2], e[3], e[4], e[5]);
 
-        Residual(x, () => attn1.forward(norm1.forward(x).mul_(scale + 1).add_(shift), null, cos, sin), gate);
-        Residual(x, () => attn2.forward(norm2?.forward(x) ?? x, context, null, null), gate: null);
-        Residual(x, () => ffn.forward(norm3.forward(x).mul_(cScale + 1).add_(cShift)), cGate);
+        Residual(x, () => attn1.forward(addcmul(shift, norm1.forward(x), scale + 1, 1), null, rotations), gate);
+        Residual(x, () => attn2.forward(norm2?.forward(x) ?? x, context, null), gate: null);
+        Residual(x, () => ffn.forward(addcmul(cShift, norm3.forward(x), cScale + 1, 1)), cGate);
     }
 
     /// <summary>x += branch() · gate (float32), in place.</summary>
@@ -336,7 +335,8 @@ public sealed class WanTransformerBlock : nn.Module
     {
         using var scope = NewDisposeScope();
         var y = branch();
-        x.add_(gate is null ? y : y * gate);
+        if (gate is null) x.add_(y);
+        else x.addcmul_(y, gate, 1);
     }
 }
 
@@ -374,29 +374,28 @@ public sealed class WanAttention : nn.Module
 
     /// <param name="x">Queries' input [B, N, D] (any float dtype; projected in the weights' dtype).</param>
     /// <param name="context">Keys' and values' input [B, L, D] for cross-attention; null for self-attention over x.</param>
-    /// <param name="cos">Rotary cosines for self-attention, null for cross-attention.</param>
-    /// <param name="sin">Rotary sines for self-attention, null for cross-attention.</param>
+    /// <param name="rotations">Rotary factors for self-attention, null for cross-attention.</param>
     /// <returns>[B, N, D] in the weights' dtype.</returns>
-    public Tensor forward(Tensor x, Tensor? context, Tensor? cos, Tensor? sin)
+    public Tensor forward(Tensor x, Tensor? context, Tensor? rotations)
     {
         using var scope = NewDisposeScope();
         var queriesFrom = x.to(_dtype);
         var keysFrom = context?.to(_dtype) ?? queriesFrom;
-        var q = Heads(to_q, norm_q, queriesFrom, cos, sin);
-        var k = Heads(to_k, norm_k, keysFrom, cos, sin);
-        var v = Heads(to_v, null, keysFrom, null, null);
+        var q = Heads(to_q, norm_q, queriesFrom, rotations);
+        var k = Heads(to_k, norm_k, keysFrom, rotations);
+        var v = Heads(to_v, null, keysFrom, null);
         var attended = nn.functional.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2));
         return to_out[0].forward(attended.transpose(1, 2).flatten(2)).MoveToOuterDisposeScope();
     }
 
     /// <summary>[B, L, D] → projected, normalised across heads, split to [B, L, H, d] and rotated where given; temporaries freed.</summary>
-    private Tensor Heads(Linear projection, RmsNorm? norm, Tensor input, Tensor? cos, Tensor? sin)
+    private Tensor Heads(Linear projection, RmsNorm? norm, Tensor input, Tensor? rotations)
     {
         using var scope = NewDisposeScope();
         var projected = projection.forward(input);
         if (norm is not null) projected = norm.forward(projected);
         var heads = projected.view(projected.shape[0], projected.shape[1], _heads, _headDim);
-        if (cos is not null && sin is not null) heads = WanRotaryPosEmbed.Apply(heads, cos, sin);
+        if (rotations is not null) heads = WanRotaryPosEmbed.Apply(heads, rotations);
         return heads.MoveToOuterDisposeScope();
     }
 }
@@ -464,8 +463,8 @@ internal sealed class WanRotaryPosEmbed
         _pairs = [c - 2 * (c / 3), c / 3, c / 3];
     }
 
-    /// <summary>cos and sin [1, N, 1, head_dim/2] (float32) of every token of the grid, f-major, then h, then w.</summary>
-    public (Tensor Cos, Tensor Sin) Tables(TokenGrid grid, Device device)
+    /// <summary>cos θ + i sin θ (complex64 [1, N, 1, head_dim/2]) of every token of the grid, f-major, then h, then w.</summary>
+    public Tensor Rotations(TokenGrid grid, Device device)
     {
         using var scope = NewDisposeScope();
         long[] counts = [grid.Frames, grid.Height, grid.Width];
@@ -480,16 +479,14 @@ internal sealed class WanRotaryPosEmbed
             perAxis[axis] = angles.view(at).expand(grid.Frames, grid.Height, grid.Width, _pairs[axis]);
         }
         var table = cat(perAxis, -1).reshape(1, grid.Tokens, 1, -1);
-        return (table.cos().to(ScalarType.Float32).MoveToOuterDisposeScope(), table.sin().to(ScalarType.Float32).MoveToOuterDisposeScope());
+        return complex(table.cos().to(ScalarType.Float32), table.sin().to(ScalarType.Float32)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>x [B, N, H, d] rotated pair by pair, (a + ib)·(cos + i sin), in float32; returned in x's dtype.</summary>
-    public static Tensor Apply(Tensor x, Tensor cos, Tensor sin)
+    /// <summary>x [B, N, H, d] rotated pair by pair, (a + ib)·(cos θ + i sin θ) in complex64; returned in x's dtype.</summary>
+    public static Tensor Apply(Tensor x, Tensor rotations)
     {
         using var scope = NewDisposeScope();
-        var pairs = x.to(ScalarType.Float32).view([.. x.shape[..^1], x.shape[^1] / 2, 2]);
-        var (re, im) = (pairs.select(-1, 0), pairs.select(-1, 1));
-        var rotated = stack([re * cos - im * sin, re * sin + im * cos], -1).flatten(-2);
-        return rotated.to(x.dtype).MoveToOuterDisposeScope();
+        var pairs = view_as_complex(x.to(ScalarType.Float32).contiguous().view([.. x.shape[..^1], x.shape[^1] / 2, 2]));
+        return view_as_real(pairs * rotations).flatten(-2).to(x.dtype).MoveToOuterDisposeScope();
     }
 }

@@ -81,14 +81,20 @@ public sealed class WanTransformerConfig
     public static WanTransformerConfig FromFile(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"transformer config not found: {path}", path);
+        return Parse(File.ReadAllText(path), path);
+    }
+
+    /// <summary>A config from its JSON text; <paramref name="source"/> names it in errors.</summary>
+    public static WanTransformerConfig Parse(string json, string source)
+    {
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(path));
-            return new WanTransformerConfig(ConfigJsonReader.Root(document.RootElement, path));
+            using var document = JsonDocument.Parse(json);
+            return new WanTransformerConfig(ConfigJsonReader.Root(document.RootElement, source));
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not valid JSON: {e.Message}", e);
+            throw new InvalidDataException($"{source}: not valid JSON: {e.Message}", e);
         }
     }
 
