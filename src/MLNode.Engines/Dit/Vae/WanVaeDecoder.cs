@@ -142,7 +142,7 @@ public sealed class WanDecoder3d : nn.Module
         up_blocks = new ModuleList<WanUpBlock>([.. blocks]);
         norm_out = new WanRmsNorm(w, $"{prefix}.norm_out", dims[^1], images: false);
         conv_out = new WanCausalConv3d(w, $"{prefix}.conv_out", dims[^1], config.OutChannels, kernel: 3);
-        TemporalScale = 1L << temporalUpsample.Take(stages - 1).Count(up => up);
+        TemporalScale = 1L << temporalUpsample.Count(up => up);
         SpatialScale = 1L << (stages - 1);
         RegisterComponents();
     }
