@@ -3,6 +3,7 @@ using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
 using TorchSharp;
 using TorchSharp.Modules;
+using Conv2d = MLNode.Engines.Layers.Conv2d;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Dit.Vae;
@@ -260,15 +261,15 @@ public sealed class WanAttentionBlock : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly WanRmsNorm norm;
-    private readonly WanConv2d to_qkv;
-    private readonly WanConv2d proj;
+    private readonly Conv2d to_qkv;
+    private readonly Conv2d proj;
 #pragma warning restore IDE1006
 
     public WanAttentionBlock(WeightSource w, string prefix, long dim) : base(prefix)
     {
         norm = new WanRmsNorm(w, $"{prefix}.norm", dim, images: true);
-        to_qkv = new WanConv2d(w, $"{prefix}.to_qkv", dim, 3 * dim, kernel: 1);
-        proj = new WanConv2d(w, $"{prefix}.proj", dim, dim, kernel: 1);
+        to_qkv = new Conv2d(w, $"{prefix}.to_qkv", dim, 3 * dim, kernel: 1, stride: 1, padding: 0);
+        proj = new Conv2d(w, $"{prefix}.proj", dim, dim, kernel: 1, stride: 1, padding: 0);
         RegisterComponents();
     }
 
@@ -314,7 +315,7 @@ public sealed class WanResample : nn.Module
         if (upsampling == WanUpsampling.None) throw new ArgumentException("a resample layer must upsample", nameof(upsampling));
         resample = new ModuleList<nn.Module<Tensor, Tensor>>(
             new WanNearestUpsample2x(),
-            new WanConv2d(w, $"{prefix}.resample.1", dim, dim / 2, kernel: 3));
+            new Conv2d(w, $"{prefix}.resample.1", dim, dim / 2, kernel: 3, stride: 1, padding: 1));
         time_conv = upsampling == WanUpsampling.SpaceAndTime
             ? new WanCausalConv3d(w, $"{prefix}.time_conv", dim, 2 * dim, kernel: (3, 1, 1))
             : null;
@@ -378,26 +379,6 @@ public sealed class WanCausalConv3d : nn.Module
         cache?.Remember(this, input.narrow(2, input.shape[2] - _pastFrames, _pastFrames));
         return nn.functional.conv3d(input, weight, bias, padding: _padding).MoveToOuterDisposeScope();
     }
-}
-
-/// <summary>A 2-D convolution applied frame by frame, padding "same" for odd kernels. Weight [out, in, k, k].</summary>
-public sealed class WanConv2d : nn.Module<Tensor, Tensor>
-{
-#pragma warning disable IDE1006 // field names are the checkpoint's tensor names
-    private readonly Parameter weight;
-    private readonly Parameter bias;
-#pragma warning restore IDE1006
-    private readonly long _padding;
-
-    public WanConv2d(WeightSource w, string prefix, long inChannels, long outChannels, int kernel) : base(prefix)
-    {
-        weight = w.Parameter($"{prefix}.weight", outChannels, inChannels, kernel, kernel);
-        bias = w.Parameter($"{prefix}.bias", outChannels);
-        _padding = kernel / 2;
-        RegisterComponents();
-    }
-
-    public override Tensor forward(Tensor x) => nn.functional.conv2d(x, weight, bias, padding: [_padding, _padding]);
 }
 
 /// <summary>
