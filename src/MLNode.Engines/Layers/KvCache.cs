@@ -29,6 +29,13 @@ public sealed class KvCache : IDisposable
     public static long Bytes(int layers, int slots, int kvHeads, int capacity, int headDim, ScalarType dtype) =>
         2L * layers * slots * kvHeads * capacity * headDim * (dtype == ScalarType.Float32 ? 4 : 2);
 
+    /// <summary>Device memory a model's KV cache may take when nothing else is said (env MLNODE_KV_CACHE_GB, default 4 GiB).</summary>
+    public static double BudgetGigabytes => double.TryParse(Environment.GetEnvironmentVariable("MLNODE_KV_CACHE_GB"), out var gb) && gb > 0 ? gb : 4;
+
+    /// <summary>Positions per slot, at most <paramref name="wanted"/>, that <paramref name="slots"/> slots of this shape hold within <see cref="BudgetGigabytes"/>.</summary>
+    public static int CapacityWithinBudget(int wanted, int layers, int slots, int kvHeads, int headDim, ScalarType dtype) =>
+        (int)Math.Min(wanted, (long)(BudgetGigabytes * (1L << 30)) / Bytes(layers, slots, kvHeads, 1, headDim, dtype));
+
     public int Acquire() => _free.Count > 0 ? _free.Pop() : throw new InvalidOperationException("no free KV-cache slot");
 
     public void Release(int slot) => _free.Push(slot);

@@ -19,9 +19,6 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
 
     public bool Supports(Modality modality, string architecture) => modality == Modality.Llm && Architectures.Contains(architecture);
 
-    /// <summary>KV-cache budget when nothing else is said (env MLNODE_KV_CACHE_GB): the context is cut to fit it.</summary>
-    private static double KvCacheGigabytes => double.TryParse(Environment.GetEnvironmentVariable("MLNODE_KV_CACHE_GB"), out var gb) && gb > 0 ? gb : 4;
-
     public Task<IModelExecutor> LoadAsync(ModelLoadRequest request, CancellationToken ct) => Task.Run<IModelExecutor>(() =>
     {
         var config = HfModelConfig.FromFile(Path.Combine(request.Folder, "config.json"));
@@ -36,11 +33,11 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
 
         var slots = request.Args.MaxNumSeqs ?? request.Entry.Limits.MaxBatch;
         var wanted = Math.Min(request.Args.MaxModelLen ?? request.Entry.Limits.MaxModelLen, config.MaxPositionEmbeddings);
-        var perPosition = KvCache.Bytes(config.NumHiddenLayers, slots, config.NumKeyValueHeads, 1, config.HeadDim, dtype);
-        var capacity = (int)Math.Min(wanted, (long)(KvCacheGigabytes * (1L << 30)) / perPosition);
+        // The context is cut to fit the KV-cache budget.
+        var capacity = KvCache.CapacityWithinBudget(wanted, config.NumHiddenLayers, slots, config.NumKeyValueHeads, config.HeadDim, dtype);
         if (capacity < wanted)
             logger.LogWarning("{Model}: KV cache for {Slots} sequences holds {Capacity} positions, not {Wanted} (MLNODE_KV_CACHE_GB={Gb})",
-                request.Entry.Id, slots, capacity, wanted, KvCacheGigabytes);
+                request.Entry.Id, slots, capacity, wanted, KvCache.BudgetGigabytes);
         var cache = new KvCache(config.NumHiddenLayers, slots, config.NumKeyValueHeads, capacity, config.HeadDim, dtype, runtime.Device);
         var generator = new LlmGenerator(model, cache, slots, logger);
 
@@ -54,11 +51,11 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
     /// The checkpoint's weights, counted the same on every device: FP8 layers that stay FP8 on a GPU carry
     /// their block scales as parameters too, which the dequantised CPU layers do not.
     /// </summary>
-    private static long ParameterCount(QwenForCausalLM model) =>
+    public static long ParameterCount(nn.Module model) =>
         model.named_parameters().Where(p => !p.name.EndsWith("weight_scale_inv", StringComparison.Ordinal)).Sum(p => p.parameter.numel());
 
     /// <summary>EOS ids of generation_config.json (an id or a list, as Qwen ships both) and the tokenizer's eos_token.</summary>
-    private static HashSet<int> StopTokens(string folder, ByteLevelBpeTokenizer? tokenizer)
+    public static HashSet<int> StopTokens(string folder, ByteLevelBpeTokenizer? tokenizer)
     {
         var stops = new HashSet<int>();
         if (tokenizer?.EosTokenId is { } eos) stops.Add(eos);

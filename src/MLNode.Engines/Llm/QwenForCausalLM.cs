@@ -25,11 +25,14 @@ public sealed class QwenForCausalLM : nn.Module
     private readonly Linear? lm_head;
 #pragma warning restore IDE1006
 
-    public QwenForCausalLM(HfModelConfig config, WeightSource w) : base("QwenForCausalLM")
+    /// <param name="prefix">Where the decoder's tensors sit in the checkpoint: "" for an LLM, "thinker" for Qwen3-ASR
+    /// (<c>thinker.model.*</c>, <c>thinker.lm_head.*</c>).</param>
+    public QwenForCausalLM(HfModelConfig config, WeightSource w, string prefix = "") : base("QwenForCausalLM")
     {
         Config = config;
-        model = new QwenModel(config, w, "model");
-        lm_head = config.TieWordEmbeddings ? null : new Linear(w, "lm_head", config.HiddenSize, config.VocabSize);
+        var at = prefix.Length == 0 ? "" : prefix + ".";
+        model = new QwenModel(config, w, $"{at}model");
+        lm_head = config.TieWordEmbeddings ? null : new Linear(w, $"{at}lm_head", config.HiddenSize, config.VocabSize);
         RegisterComponents();
     }
 
@@ -52,7 +55,17 @@ public sealed class QwenForCausalLM : nn.Module
     public Tensor Prefill(Tensor ids, PrefillStep step)
     {
         using var scope = NewDisposeScope();
-        var hidden = model.forward(Embed(ids), null, step);
+        return PrefillEmbeds(Embed(ids), step).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="Prefill"/> from input embeddings [B, L, d] instead of ids, for prompts some of whose positions are
+    /// not token embeddings (Qwen3-ASR's audio frames).
+    /// </summary>
+    public Tensor PrefillEmbeds(Tensor inputsEmbeds, PrefillStep step)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = model.forward(inputsEmbeds, null, step);
         return Logits(hidden.flatten(0, 1).index_select(0, step.Last)).MoveToOuterDisposeScope();
     }
 

@@ -202,7 +202,7 @@ public static class ChatCompletionsEndpoint
         await http.Response.Body.FlushAsync(ct);
     }
 
-    private static ChatCompletionLogprob Wire(TokenLogprob t) => ChatCompletionLogprob.ForTokenId(t.Token, t.Logprob,
+    internal static ChatCompletionLogprob Wire(TokenLogprob t) => ChatCompletionLogprob.ForTokenId(t.Token, t.Logprob,
         t.Top.Select(e => TopLogprob.ForTokenId(e.Token, e.Logprob)).ToList());
 
     internal static IResult OpenAiFailure(int status, string type, string message, string param) =>

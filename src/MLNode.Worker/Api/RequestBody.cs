@@ -64,19 +64,22 @@ public static partial class RequestBody
     private static IResult TooLarge(long maxBytes) =>
         Detail(StatusCodes.Status413PayloadTooLarge, $"body: request body exceeds the limit of {maxBytes} bytes");
 
-    /// <summary>Maps System.Text.Json's error (a JSON path plus prose) onto the field it is about.</summary>
-    private static FieldError Describe(JsonException e)
+    /// <summary>
+    /// Maps System.Text.Json's error (a JSON path plus prose) onto the field it is about; <paramref name="root"/> is where
+    /// the JSON sits ("body" for a JSON body, "body.windows" for a JSON form field).
+    /// </summary>
+    internal static FieldError Describe(JsonException e, string root = "body")
     {
         var missing = MissingProperties().Match(e.Message);
         if (missing.Success)
-            return new FieldError($"{ToField(e.Path)}.{missing.Groups[1].Value}", "Field required");
+            return new FieldError($"{ToField(e.Path, root)}.{missing.Groups[1].Value}", "Field required");
         var unknown = UnknownProperty().Match(e.Message);
         if (unknown.Success)
-            return new FieldError(ToField(e.Path) is var p && p.EndsWith(unknown.Groups[1].Value) ? p : $"{p}.{unknown.Groups[1].Value}",
+            return new FieldError(ToField(e.Path, root) is var p && p.EndsWith(unknown.Groups[1].Value) ? p : $"{p}.{unknown.Groups[1].Value}",
                 "Extra inputs are not permitted");
-        var field = ToField(e.Path);
+        var field = ToField(e.Path, root);
         if (e.Path is null or "$")
-            return new FieldError("body", $"not valid JSON: {FirstSentence(e.Message)}");
+            return new FieldError(root, $"not valid JSON: {FirstSentence(e.Message)}");
         var target = TargetType().Match(e.Message);
         return new FieldError(field, target.Success ? $"wrong type: expected {Friendly(target.Groups[1].Value)}" : $"wrong type or value: {FirstSentence(e.Message)}");
     }
@@ -93,8 +96,8 @@ public static partial class RequestBody
     };
 
     /// <summary>"$.params.seq_len" → "body.params.seq_len"; "$.nonces[3]" → "body.nonces.3".</summary>
-    private static string ToField(string? path) =>
-        path is null ? "body" : "body" + ArrayIndex().Replace(path.TrimStart('$'), ".$1");
+    private static string ToField(string? path, string root) =>
+        path is null ? root : root + ArrayIndex().Replace(path.TrimStart('$'), ".$1");
 
     private static string FirstSentence(string message)
     {

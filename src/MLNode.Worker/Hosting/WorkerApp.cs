@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Options;
+using MLNode.Engines.Asr.Audio;
+using MLNode.Engines.Asr.Qwen3Asr;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
@@ -66,8 +68,15 @@ public static class WorkerApp
         builder.Services.AddSingleton<ModelDownloads>();
         builder.Services.AddSingleton<IModelFolders, ModelFolders>();
         builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
+        builder.Services.AddSingleton<IExecutorFactory, Qwen3AsrEngine>();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddOptions<AudioDecodingOptions>().BindConfiguration(AudioDecodingOptions.Section)
+            .Validate(o => o.Problem() is null, "Audio settings: MaxUploadBytes, MaxDurationSeconds and DecodeTimeoutSeconds must be positive and FFmpegPath set")
+            .ValidateOnStart();
+        builder.Services.AddSingleton(sp => new CanonicalAudioDecoder(
+            sp.GetRequiredService<IOptions<AudioDecodingOptions>>().Value, sp.GetRequiredService<ILogger<CanonicalAudioDecoder>>()));
+        builder.Services.AddSingleton<SpeechMetrics>();
         builder.Services.AddSingleton<NodeController>();
         builder.AddPoc();
         builder.Services.AddHostedService(sp => new StartupLoader(
@@ -86,6 +95,7 @@ public static class WorkerApp
         app.MapModelCache();
         app.MapPoc();
         app.MapChatCompletions();
+        app.MapAudioTranscriptions();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         return app;

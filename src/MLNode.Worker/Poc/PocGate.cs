@@ -15,8 +15,9 @@ namespace MLNode.Worker.Poc;
 /// </remarks>
 public sealed class PocGate
 {
-    /// <summary>The routes the reference refuses while PoC runs (vLLM's chat, completions and responses routers).</summary>
-    public static readonly string[] InferencePaths = ["/v1/chat/completions", "/v1/completions", "/v1/responses"];
+    /// <summary>The routes the reference refuses while PoC runs (vLLM's chat, completions, responses and audio routers).</summary>
+    public static readonly string[] InferencePaths =
+        ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/audio/transcriptions", "/v1/audio/translations"];
 
     public const string RefusalMessage = "PoC generation is active. Inference requests are temporarily unavailable.";
 

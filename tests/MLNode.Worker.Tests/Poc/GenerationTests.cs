@@ -10,7 +10,8 @@ public sealed class GenerationTests
     private const string Refusal =
         """{"error":{"message":"PoC generation is active. Inference requests are temporarily unavailable.","type":"service_unavailable","code":503}}""";
 
-    private static readonly string[] InferencePaths = ["/v1/chat/completions", "/v1/completions", "/v1/responses"];
+    private static readonly string[] InferencePaths =
+        ["/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/audio/transcriptions", "/v1/audio/translations"];
 
     [Fact]
     public async Task Generation_follows_the_wire_transcript_from_init_to_stop()

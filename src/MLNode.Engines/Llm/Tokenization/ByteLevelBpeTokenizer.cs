@@ -65,12 +65,23 @@ public sealed class ByteLevelBpeTokenizer
 
     public int? BosTokenId { get; }
 
-    /// <summary>Loads <c>tokenizer.json</c> and, when present, <c>tokenizer_config.json</c> from a model folder.</summary>
+    /// <summary>
+    /// Loads <c>tokenizer.json</c> and, when present, <c>tokenizer_config.json</c> from a model folder; without a
+    /// tokenizer.json, Qwen's <c>vocab.json</c> + <c>merges.txt</c> (see <see cref="Qwen2TokenizerFiles"/>).
+    /// </summary>
     public static ByteLevelBpeTokenizer FromDirectory(string folder)
     {
         var configPath = Path.Combine(folder, "tokenizer_config.json");
-        return FromFiles(Path.Combine(folder, "tokenizer.json"), File.Exists(configPath) ? TokenizerConfig.FromFile(configPath) : TokenizerConfig.None);
+        var config = File.Exists(configPath) ? TokenizerConfig.FromFile(configPath) : TokenizerConfig.None;
+        var tokenizerJson = Path.Combine(folder, "tokenizer.json");
+        if (File.Exists(tokenizerJson) || !Qwen2TokenizerFiles.ArePresent(folder))
+            return FromFiles(tokenizerJson, config);
+        using var document = Qwen2TokenizerFiles.ToTokenizerJson(folder);
+        return new ByteLevelBpeTokenizer(document.RootElement, config);
     }
+
+    /// <summary>Whether <paramref name="folder"/> holds a tokenizer <see cref="FromDirectory"/> can load.</summary>
+    public static bool ExistsIn(string folder) => File.Exists(Path.Combine(folder, "tokenizer.json")) || Qwen2TokenizerFiles.ArePresent(folder);
 
     public static ByteLevelBpeTokenizer FromFiles(string tokenizerJsonPath, TokenizerConfig config)
     {
