@@ -17,6 +17,8 @@ using static TorchSharp.torch;
 //   mlnode-bench poc [--layers 36] [--batch 32] [--seq-len 1024] [--batches 5]   Qwen3-8B shape, random bf16 weights
 //   mlnode-bench poc-fixtures DIR                                              ../shared/fixtures/llm models on this device
 //   mlnode-bench whisper [--tiktoken FILE] [--decoder-layers 32] [--tokens 100] [--windows 16]   large-v3 shape, random bf16 weights
+//   mlnode-bench wan-dit [--layers 40] [--runs 3]                              Wan2.2-A14B expert shape, random weights
+//   mlnode-bench wan-dit-fixtures DIR                                          ../shared/fixtures/wan/wan-tiny experts on this device
 using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 var log = loggers.CreateLogger("bench");
 var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), log);
@@ -28,12 +30,14 @@ return args.FirstOrDefault() switch
     "layer-profile" => LayerProfile.Run(runtime, options),
     "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
     "whisper" => await WhisperBenchmark.RunAsync(runtime, options, log),
+    "wan-dit" => WanDitBenchmark.Run(runtime, options),
+    "wan-dit-fixtures" => WanDitBenchmark.Fixtures(runtime, args.Length > 1 ? args[1] : "fixtures/wan-tiny"),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE]");
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR");
     return 2;
 }
 

@@ -95,3 +95,12 @@ public interface ISpeechExecutor : IModelExecutor
     /// <param name="onToken">called with (window index, token) as each token is decoded, for streaming; may be null.</param>
     Task<SpeechResult> TranscribeAsync(SpeechJob job, Action<int, TokenLogprob>? onToken, CancellationToken ct);
 }
+
+/// <summary>
+/// A job this model cannot take (a language it does not know, enforced tokens outside its vocabulary or context,
+/// a prompt too long): the caller's fault, answered with a 400 naming <see cref="Field"/>, a request-form field.
+/// </summary>
+public sealed class SpeechJobException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}

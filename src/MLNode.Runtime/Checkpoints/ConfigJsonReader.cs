@@ -65,6 +65,29 @@ internal sealed class ConfigJsonReader(JsonElement element, string source, strin
         var value => throw Mismatch(field, "an array of integers", value.Value),
     };
 
+    public IReadOnlyList<double>? OptionalDoubleArray(string field) => Present(field) switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Array } array => array.EnumerateArray()
+            .Select(item => item.ValueKind == JsonValueKind.Number ? item.GetDouble() : throw Mismatch(field, "an array of numbers", array))
+            .ToArray(),
+        var value => throw Mismatch(field, "an array of numbers", value.Value),
+    };
+
+    public IReadOnlyList<bool>? OptionalBoolArray(string field) => Present(field) switch
+    {
+        null => null,
+        { ValueKind: JsonValueKind.Array } array => array.EnumerateArray()
+            .Select(item => item.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw Mismatch(field, "an array of booleans", array),
+            })
+            .ToArray(),
+        var value => throw Mismatch(field, "an array of booleans", value.Value),
+    };
+
     public IReadOnlyList<string>? OptionalStringArray(string field) => Present(field) switch
     {
         null => null,

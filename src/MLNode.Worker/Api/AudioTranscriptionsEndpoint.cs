@@ -98,21 +98,32 @@ public static class AudioTranscriptionsEndpoint
         var id = $"trsc-{Guid.NewGuid():N}";
         var created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         SpeechResult result;
-        if (form.Stream)
+        try
         {
-            var stream = new TranscriptionEventStream(http, speech, id, created, form.Logprobs, logger);
-            result = await stream.SendAsync(job, r => new TranscriptionChunk(id, created, speech.Card.Id,
-                [new TranscriptionChunkChoice(new TranscriptionDelta(""), FinishReason: "stop")],
-                Usage(speech, audio), r.Language, audio.Sha256, Windows(r)), ct);
+            result = await DecodeAsync(http, form, speech, job, audio, id, created, logger, ct);
         }
-        else
+        catch (SpeechJobException e)
         {
-            result = await speech.TranscribeAsync(job, null, ct);
+            return ChatCompletionsEndpoint.OpenAiFailure(StatusCodes.Status400BadRequest, OpenAiError.BadRequestType, e.Message, e.Field);
         }
         metrics.Completed(task, audio.Seconds, watch.Elapsed);
         logger.LogDebug("{Task} of {Seconds:F1} s in {Windows} windows, {Tokens} tokens, RTFx {Rtfx:F1}", task, audio.Seconds,
             result.Windows.Count, result.Windows.Sum(w => w.Tokens.Count), audio.Seconds / watch.Elapsed.TotalSeconds);
         return form.Stream ? Results.Empty : Respond(form, task, speech, audio, result);
+    }
+
+    /// <summary>Runs the job, streaming its text as SSE when asked; the model refuses a job it cannot take before any output.</summary>
+    private static Task<SpeechResult> DecodeAsync(HttpContext http, TranscriptionForm form, ISpeechExecutor speech, SpeechJob job,
+        CanonicalAudio audio, string id, long created, ILogger logger, CancellationToken ct)
+    {
+        if (form.Stream)
+        {
+            var stream = new TranscriptionEventStream(http, speech, id, created, form.Logprobs, logger);
+            return stream.SendAsync(job, r => new TranscriptionChunk(id, created, speech.Card.Id,
+                [new TranscriptionChunkChoice(new TranscriptionDelta(""), FinishReason: "stop")],
+                Usage(speech, audio), r.Language, audio.Sha256, Windows(r)), ct);
+        }
+        return speech.TranscribeAsync(job, null, ct);
     }
 
     /// <summary>

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Asr.Audio;
+using MLNode.Engines.Asr.Qwen3Asr;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
@@ -67,6 +68,7 @@ public static class WorkerApp
         builder.Services.AddSingleton<ModelDownloads>();
         builder.Services.AddSingleton<IModelFolders, ModelFolders>();
         builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
+        builder.Services.AddSingleton<IExecutorFactory, Qwen3AsrEngine>();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddOptions<AudioDecodingOptions>().BindConfiguration(AudioDecodingOptions.Section)

@@ -164,18 +164,28 @@ public sealed class WhisperExecutorTests
     }
 
     [Fact]
-    public async Task Jobs_this_model_cannot_run_are_refused_naming_the_problem()
+    public async Task Jobs_this_model_cannot_run_are_refused_naming_the_field()
     {
         var executor = TinyWhisper.Executor();
         var audio = TinyWhisper.Audio("speech_long_16k");
         var ct = TestContext.Current.CancellationToken;
-        async Task<string> Refusal(SpeechJob job) => (await Assert.ThrowsAsync<ArgumentException>(() => executor.TranscribeAsync(job, null, ct))).Message;
+        async Task<(string Field, string Message)> Refusal(SpeechJob job)
+        {
+            var e = await Assert.ThrowsAsync<SpeechJobException>(() => executor.TranscribeAsync(job, null, ct));
+            return (e.Field, e.Message);
+        }
+        SpeechJob Job(IReadOnlyList<AudioWindow> windows, string language = "en", IReadOnlyList<EnforcedWindow>? enforced = null) =>
+            new(audio, windows, SpeechTask.Transcribe, language, null, Greedy, Enforced: enforced);
 
-        Assert.Contains("at most 30 s", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 500_000)], SpeechTask.Transcribe, "en", null, Greedy)));
-        Assert.Contains("not a stretch", await Refusal(new SpeechJob(audio, [new AudioWindow(0, audio.Samples.Length + 1)], SpeechTask.Transcribe, "en", null, Greedy)));
-        Assert.Contains("language 'xx'", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 16_000)], SpeechTask.Transcribe, "xx", null, Greedy)));
-        Assert.Contains("enforced tokens are given for 2 windows", await Refusal(new SpeechJob(audio, [new AudioWindow(0, 16_000)], SpeechTask.Transcribe, "en", null, Greedy,
-            Enforced: [new EnforcedWindow([1], 0), new EnforcedWindow([2], 0)])));
+        var (field, message) = await Refusal(Job([new AudioWindow(0, 500_000)]));
+        Assert.Equal(("windows", true), (field, message.Contains("at most 30 s")));
+        Assert.Equal("windows", (await Refusal(Job([new AudioWindow(0, audio.Samples.Length + 1)]))).Field);
+        (field, message) = await Refusal(Job([new AudioWindow(0, 16_000)], language: "xx"));
+        Assert.Equal(("language", true), (field, message.Contains("'xx'")));
+        Assert.Equal("windows", (await Refusal(Job([new AudioWindow(0, 16_000)], enforced: [new EnforcedWindow([1], 0), new EnforcedWindow([2], 0)]))).Field);
+        (field, message) = await Refusal(Job([new AudioWindow(0, 16_000)], enforced: [new EnforcedWindow([1, TinyWhisper.Config.EosTokenId], 0)]));
+        Assert.Equal(("enforced_tokens", true), (field, message.Contains("50257")));
+        Assert.Equal("enforced_tokens", (await Refusal(Job([new AudioWindow(0, 16_000)], enforced: [new EnforcedWindow(Enumerable.Repeat(7, 225).ToArray(), 0)]))).Field);
     }
 
     private static List<ChatCompletionLogprob> Wire(SpeechResult result) =>

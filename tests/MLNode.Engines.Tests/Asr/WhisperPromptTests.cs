@@ -36,8 +36,9 @@ public sealed class WhisperPromptTests
     [Fact]
     public void Unknown_language_is_refused()
     {
-        var e = Assert.Throws<ArgumentException>(() => WhisperPrompt.Build(Tokenizer, null, "xx", SpeechTask.Transcribe, false, 223));
+        var e = Assert.Throws<SpeechJobException>(() => WhisperPrompt.Build(Tokenizer, null, "xx", SpeechTask.Transcribe, false, 223));
         Assert.Contains("'xx'", e.Message);
+        Assert.Equal("language", e.Field);
     }
 
     private const int T = 50365; // <|0.00|>

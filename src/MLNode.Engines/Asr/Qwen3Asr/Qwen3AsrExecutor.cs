@@ -73,24 +73,24 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     private string? Validate(SpeechJob job)
     {
         if (job.Task != SpeechTask.Transcribe)
-            throw new ArgumentException("Qwen3-ASR transcribes only; it has no translation task", nameof(job));
+            throw new SpeechJobException("model", "Qwen3-ASR transcribes only; it has no translation task");
         if (job.Timestamps)
-            throw new ArgumentException("Qwen3-ASR gives no timestamps", nameof(job));
+            throw new SpeechJobException("response_format", "Qwen3-ASR gives no timestamps");
         if (job.Enforced is { } enforced)
         {
             if (enforced.Count != job.Windows.Count)
-                throw new ArgumentException($"{enforced.Count} enforced windows for {job.Windows.Count} audio windows", nameof(job));
+                throw new SpeechJobException("windows", $"{enforced.Count} enforced windows for {job.Windows.Count} audio windows");
             var vocab = Model.Config.Text.VocabSize;
             var outside = enforced.SelectMany(w => w.Tokens).Where(t => t < 0 || t >= vocab).ToArray();
             if (outside.Length > 0)
-                throw new ArgumentException($"enforced tokens [{string.Join(", ", outside)}] lie outside the vocabulary of {vocab}", nameof(job));
+                throw new SpeechJobException("enforced_tokens", $"enforced tokens [{string.Join(", ", outside)}] lie outside the vocabulary of {vocab}");
         }
         foreach (var w in job.Windows)
             if (w.Start < 0 || w.End > job.Audio.Samples.Length || w.Length <= 0)
-                throw new ArgumentException($"window [{w.Start}, {w.End}) is not inside the audio's {job.Audio.Samples.Length} samples", nameof(job));
+                throw new SpeechJobException("windows", $"window [{w.Start}, {w.End}) is not inside the audio's {job.Audio.Samples.Length} samples");
         if (job.Language is null) return null;
         return Qwen3AsrLanguages.NameOf(job.Language)
-            ?? throw new ArgumentException($"language '{job.Language}' is not one Qwen3-ASR knows ({string.Join(", ", Qwen3AsrLanguages.Codes)})", nameof(job));
+            ?? throw new SpeechJobException("language", $"language '{job.Language}' is not one Qwen3-ASR knows ({string.Join(", ", Qwen3AsrLanguages.Codes)})");
     }
 
     private SpeechResult Transcribe(SpeechJob job, string? languageName, Action<int, TokenLogprob>? onToken, CancellationToken ct)
@@ -133,11 +133,11 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
         {
             int[] forced = [.. enforced.Tokens, _format.Tokens.EndOfTurn];
             if (forced.Length > budget)
-                throw new ArgumentException($"window {i}: a prompt of {prompt.Length} tokens and {forced.Length} enforced tokens exceed this model's context of {_cache.Capacity}");
+                throw new SpeechJobException("enforced_tokens", $"window {i}: a prompt of {prompt.Length} tokens and {forced.Length} enforced tokens exceed this model's context of {_cache.Capacity}");
             return new(prompt, job.Sampling with { Temperature = enforced.Temperature }, forced.Length, forced);
         }
         if (budget < 1)
-            throw new ArgumentException($"window {i}: its prompt of {prompt.Length} tokens leaves no room in this model's context of {_cache.Capacity}");
+            throw new SpeechJobException("prompt", $"window {i}: its prompt of {prompt.Length} tokens leaves no room in this model's context of {_cache.Capacity}");
         return new(prompt, job.Sampling, Math.Min(job.MaxTokensPerWindow ?? budget, budget), null);
     }
 

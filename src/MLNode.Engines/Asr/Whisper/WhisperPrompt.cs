@@ -26,12 +26,12 @@ public sealed record WhisperPrompt(IReadOnlyList<int> Tokens, int StartOfTranscr
         tokens.Add(special.StartOfTranscript);
         if (special.IsMultilingual)
         {
-            tokens.Add(special.LanguageToken(language) ?? throw new ArgumentException($"language '{language}' is not one of this model's", nameof(language)));
+            tokens.Add(special.LanguageToken(language) ?? throw new SpeechJobException("language", $"language '{language}' is not one of this model's"));
             tokens.Add((task == SpeechTask.Translate ? special.Translate : special.Transcribe)
-                ?? throw new ArgumentException($"this model has no {task.ToString().ToLowerInvariant()} token", nameof(task)));
+                ?? throw new SpeechJobException("model", $"this model has no {task.ToString().ToLowerInvariant()} token"));
         }
         else if (task == SpeechTask.Translate)
-            throw new ArgumentException("an English-only Whisper cannot translate", nameof(task));
+            throw new SpeechJobException("model", "an English-only Whisper cannot translate");
         if (!timestamps && special.NoTimestamps is { } noTimestamps) tokens.Add(noTimestamps);
         return new WhisperPrompt(tokens, startOfTranscript);
     }

@@ -87,7 +87,7 @@ internal sealed class WhisperTranscriber : IDisposable
         var replay = job.Enforced is not null;
         foreach (var w in windows)
             if (job.Enforced?[w].Tokens.Count > maxTokens)
-                throw new ArgumentException($"enforced window {w} has {job.Enforced[w].Tokens.Count} tokens; after this prompt a window holds at most {maxTokens}", nameof(job));
+                throw new SpeechJobException("enforced_tokens", $"window {w} has {job.Enforced[w].Tokens.Count} enforced tokens; after this prompt a window holds at most {maxTokens}");
         var fallback = job.TemperatureFallback && !replay;
         var ladder = fallback ? TemperatureFallback.Ladder(job.Sampling.Temperature) : [job.Sampling.Temperature];
         // Tokens stream as they are decoded unless a window may still be decoded again: then once it is final.
@@ -152,38 +152,38 @@ internal sealed class WhisperTranscriber : IDisposable
     private Tensor Mel(CanonicalAudio audio, AudioWindow window) =>
         _mel.Window(audio.Samples.AsSpan(window.Start, window.Length), WindowSamples, _device);
 
-    /// <summary>Refuses, before any decoding, what this model cannot do, naming the problem.</summary>
+    /// <summary>Refuses, before any decoding, what this model cannot do, naming the request field at fault.</summary>
     private void Validate(SpeechJob job)
     {
         var special = _tokenizer.Special;
-        if (job.Windows.Count == 0) throw new ArgumentException("the job has no windows", nameof(job));
+        if (job.Windows.Count == 0) throw new SpeechJobException("windows", "the job has no windows");
         for (var i = 0; i < job.Windows.Count; i++)
         {
             var w = job.Windows[i];
             if (w.Start < 0 || w.End > job.Audio.Samples.Length || w.Length <= 0)
-                throw new ArgumentException($"window {i} [{w.Start}, {w.End}) is not a stretch of the {job.Audio.Samples.Length}-sample audio", nameof(job));
+                throw new SpeechJobException("windows", $"window {i} [{w.Start}, {w.End}) is not a stretch of the {job.Audio.Samples.Length}-sample audio");
             if (w.Length > WindowSamples)
-                throw new ArgumentException($"window {i} is {w.Length / (double)CanonicalAudio.SampleRate:F2} s; Whisper takes at most {WindowSamples / (double)CanonicalAudio.SampleRate:F0} s", nameof(job));
+                throw new SpeechJobException("windows", $"window {i} is {w.Length / (double)CanonicalAudio.SampleRate:F2} s; Whisper takes at most {WindowSamples / (double)CanonicalAudio.SampleRate:F0} s");
         }
         if (job.Task == SpeechTask.Translate && !(special.IsMultilingual && special.Translate is not null))
-            throw new ArgumentException("this Whisper cannot translate (English-only model)", nameof(job));
+            throw new SpeechJobException("model", "this Whisper cannot translate (English-only model)");
         if (job.Timestamps && _timestampRules is null)
-            throw new ArgumentException("this Whisper's vocabulary has no timestamp tokens", nameof(job));
+            throw new SpeechJobException("response_format", "this Whisper's vocabulary has no timestamp tokens");
         if (job.Language is { } language && special.IsMultilingual && special.LanguageToken(language) is null)
-            throw new ArgumentException($"language '{language}' is not one of this model's", nameof(job));
+            throw new SpeechJobException("language", $"language '{language}' is not one of this model's ({string.Join(", ", special.Languages.Select(l => l.Code))})");
         if (job.MaxTokensPerWindow is < 1)
             throw new ArgumentException($"at least one token per window is needed, got {job.MaxTokensPerWindow}", nameof(job));
         if (job.Enforced is { } enforced)
         {
             if (enforced.Count != job.Windows.Count)
-                throw new ArgumentException($"enforced tokens are given for {enforced.Count} windows, the job has {job.Windows.Count}", nameof(job));
+                throw new SpeechJobException("windows", $"enforced tokens are given for {enforced.Count} windows, the job has {job.Windows.Count}");
             for (var i = 0; i < enforced.Count; i++)
             {
                 var bad = enforced[i].Tokens.Where(t => t < 0 || t >= _model.Config.VocabSize || t == special.EndOfText).ToArray();
                 if (bad.Length > 0)
-                    throw new ArgumentException($"enforced window {i} holds {bad[0]}, not a token this model can emit before its end", nameof(job));
+                    throw new SpeechJobException("enforced_tokens", $"window {i} holds {bad[0]}, not a token this model can emit before its end");
                 if (enforced[i].Tokens.Count > SampleLength)
-                    throw new ArgumentException($"enforced window {i} has {enforced[i].Tokens.Count} tokens; a window holds at most {SampleLength}", nameof(job));
+                    throw new SpeechJobException("enforced_tokens", $"window {i} has {enforced[i].Tokens.Count} enforced tokens; a window holds at most {SampleLength}");
             }
         }
     }
