@@ -107,6 +107,48 @@ public sealed class WhisperExecutorTests
         }
     }
 
+    /// <summary>
+    /// Jobs that arrive together are decoded together where their prompts allow (same length and timestamp mode) and
+    /// each gets what it gets alone; a job its caller cancels is answered as cancelled without disturbing the others.
+    /// </summary>
+    [Fact]
+    public async Task Concurrent_jobs_share_batches_and_each_gets_its_own_result()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var executor = TinyWhisper.Executor(slots: 4);
+        var (en, de, long_) = (TinyWhisper.Audio("speech_en_16k"), TinyWhisper.Audio("speech_de_16k"), TinyWhisper.Audio("speech_long_16k"));
+        SpeechJob[] jobs =
+        [
+            new(en, executor.PlanWindows(en), SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 6),
+            new(de, executor.PlanWindows(de), SpeechTask.Translate, "de", null, Greedy, MaxTokensPerWindow: 9),
+            new(long_, executor.PlanWindows(long_), SpeechTask.Transcribe, null, null, Greedy, MaxTokensPerWindow: 5),
+            new(en, executor.PlanWindows(en), SpeechTask.Transcribe, "en", null, Greedy, Timestamps: true, MaxTokensPerWindow: 7),
+        ];
+        var alone = new List<SpeechResult>();
+        foreach (var job in jobs) alone.Add(await executor.TranscribeAsync(job, null, ct));
+
+        using var cancelled = new CancellationTokenSource();
+        var doomed = executor.TranscribeAsync(jobs[2], null, cancelled.Token);
+        var together = jobs.Select(job => executor.TranscribeAsync(job, null, ct)).ToArray();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => doomed);
+        var results = await Task.WhenAll(together);
+
+        for (var j = 0; j < jobs.Length; j++)
+        {
+            Assert.Equal(alone[j].Language, results[j].Language);
+            Assert.Equal(alone[j].Windows.Count, results[j].Windows.Count);
+            for (var w = 0; w < alone[j].Windows.Count; w++)
+            {
+                var (a, t) = (alone[j].Windows[w], results[j].Windows[w]);
+                Assert.Equal(a.Window, t.Window);
+                Assert.Equal(a.Tokens.Select(x => x.Token), t.Tokens.Select(x => x.Token));
+                // Rows batched with other jobs' rows: float32 rounding of another summation order, nothing more.
+                for (var i = 0; i < a.Tokens.Count; i++) Assert.Equal(a.Tokens[i].Logprob, t.Tokens[i].Logprob, 1e-5);
+            }
+        }
+    }
+
     [Fact]
     public async Task Timestamps_follow_the_rules_and_segments_are_offset_by_their_window()
     {

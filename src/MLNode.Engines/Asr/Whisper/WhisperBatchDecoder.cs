@@ -4,37 +4,47 @@ using static TorchSharp.torch;
 
 namespace MLNode.Engines.Asr.Whisper;
 
-/// <summary>One window of a batch: its row of the encoder output, its temperature, and for replay the tokens to emit.</summary>
-internal sealed record WindowRequest(int Window, int EncoderRow, double Temperature, IReadOnlyList<int>? Forced);
+/// <summary>
+/// One window of a batch: its row of the encoder output, its prompt, its sampling (temperature and seed included),
+/// how many tokens it may emit (the end token included), for replay the tokens to emit, where its tokens stream to,
+/// and the cancellation of the job it belongs to.
+/// </summary>
+internal sealed record WindowRequest(
+    int EncoderRow,
+    IReadOnlyList<int> Prompt,
+    SamplingParams Sampling,
+    int MaxTokens,
+    IReadOnlyList<int>? Forced,
+    Action<TokenLogprob>? OnToken,
+    CancellationToken Cancelled);
 
 /// <summary>
-/// One decoded window: its tokens without the end token (with the logprobs the job asked for), the logprob of each
-/// token and of the end token under the rule-masked distribution at temperature 1 (for openai's average logprob),
-/// whether it ended with the end token rather than at the length limit, and its no-speech probability.
+/// One decoded window: its tokens without the end token (with the logprobs its sampling asked for), the logprob of
+/// each token and of the end token under the rule-masked distribution at temperature 1 (for openai's average
+/// logprob), whether it ended with the end token rather than at its length limit, and its no-speech probability.
 /// </summary>
 internal sealed record WindowDecoding(WindowRequest Request, IReadOnlyList<TokenLogprob> Tokens, IReadOnlyList<double> RuleLogprobs, bool Ended, double? NoSpeechProb);
 
 /// <summary>
-/// Decodes a batch of windows that share one prompt, in lockstep: their cross-attention keys and values are
-/// computed once, the prompt is one forward for all of them, then every step feeds one token per live window
-/// and picks the next from the rule-masked logits. A window that ends leaves the batch (its cache rows are
-/// reclaimed), so the work per step shrinks with the live windows.
+/// Decodes a batch of windows whose prompts have the same length, in lockstep: their cross-attention keys and values
+/// are computed once, the prompts are one forward, then every step feeds one token per live window and picks the next
+/// from the rule-masked logits. A window that ends (or whose job is cancelled) leaves the batch and its cache rows are
+/// reclaimed, so the work per step shrinks with the live windows.
 /// </summary>
 internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model, WhisperKvCache cache, WhisperSpecialTokens special)
 {
     /// <param name="encoderOutput">[rows, source positions, d]; each request names its row.</param>
-    /// <param name="maxTokens">tokens a window may emit, the end token included.</param>
-    /// <param name="onToken">called with (window, token) for each emitted token other than the end token; may be null.</param>
-    public IReadOnlyList<WindowDecoding> Decode(Tensor encoderOutput, IReadOnlyList<WindowRequest> requests, WhisperPrompt prompt,
-        WhisperLogitRules rules, SamplingParams sampling, int maxTokens, Action<int, TokenLogprob>? onToken, CancellationToken ct)
+    /// <param name="startOfTranscript">where &lt;|startoftranscript|&gt; sits in every prompt (its logits give the no-speech probability).</param>
+    public IReadOnlyList<WindowDecoding> Decode(Tensor encoderOutput, IReadOnlyList<WindowRequest> requests, int startOfTranscript,
+        WhisperLogitRules rules, CancellationToken ct)
     {
         var n = requests.Count;
         var device = encoderOutput.device;
-        var promptLength = prompt.Tokens.Count;
-        if (promptLength + maxTokens - 1 > cache.Positions)
-            throw new ArgumentException($"a prompt of {promptLength} tokens leaves no room for {maxTokens} more in {cache.Positions} decoder positions", nameof(maxTokens));
-        // Each window draws from its own stream (seed + window index), so that windows of one job are not sampled alike.
-        var parameters = requests.Select(r => sampling with { Temperature = r.Temperature, Seed = sampling.Seed + r.Window }).ToArray();
+        var promptLength = requests[0].Prompt.Count;
+        if (requests.Any(r => r.Prompt.Count != promptLength))
+            throw new ArgumentException("a batch decodes prompts of one length", nameof(requests));
+        if (promptLength + requests.Max(r => r.MaxTokens) - 1 > cache.Positions)
+            throw new ArgumentException($"prompts of {promptLength} tokens leave no room for {requests.Max(r => r.MaxTokens)} more in {cache.Positions} decoder positions", nameof(requests));
         var tokens = requests.Select(_ => new List<TokenLogprob>()).ToArray();
         var sampled = requests.Select(_ => new List<int>()).ToArray();
         var ruleLogprobs = requests.Select(_ => new List<double>()).ToArray();
@@ -46,10 +56,10 @@ internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model,
         {
             cache.Start(n);
             model.AttendTo(encoderOutput.index_select(0, tensor(requests.Select(r => (long)r.EncoderRow).ToArray(), device: device)), cache);
-            var ids = tensor(prompt.Tokens.Select(t => (long)t).ToArray(), device: device).unsqueeze(0).repeat(n, 1);
+            var ids = tensor(requests.SelectMany(r => r.Prompt).Select(t => (long)t).ToArray(), [n, promptLength], device: device);
             var hidden = model.Decode(ids, 0, cache);
             // Logits at the start of transcript (for no-speech) and at the last prompt token (for the first step) only.
-            var at = model.Logits(hidden.index_select(1, tensor(new long[] { prompt.StartOfTranscript, promptLength - 1 }, device: device)));
+            var at = model.Logits(hidden.index_select(1, tensor(new long[] { startOfTranscript, promptLength - 1 }, device: device)));
             noSpeech = special.NoSpeech is { } ns ? at.select(1, 0).softmax(-1).select(1, ns).to(ScalarType.Float64).cpu().data<double>().ToArray() : null;
             logits = at.select(1, 1).contiguous().DetachFromDisposeScope();
         }
@@ -62,7 +72,7 @@ internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model,
                 using var stepScope = NewDisposeScope();
                 var masked = rules.Apply(logits, live.Select(r => (IReadOnlyList<int>)sampled[r]).ToArray());
                 var forced = live.Select(r => Forced(requests[r], step)).ToArray();
-                var picks = TokenSampler.NextBatch(masked, live.Select(r => parameters[r]).ToArray(), live.Select(_ => step).ToArray(), forced, unmasked: logits);
+                var picks = TokenSampler.NextBatch(masked, live.Select(r => requests[r].Sampling).ToArray(), live.Select(_ => step).ToArray(), forced, unmasked: logits);
                 var chosen = tensor(picks.Select(p => (long)p.Token).ToArray(), device: device).unsqueeze(1);
                 var atTemperature1 = masked.log_softmax(-1).gather(1, chosen).squeeze(1).to(ScalarType.Float64).cpu().data<double>().ToArray();
 
@@ -78,8 +88,8 @@ internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model,
                     }
                     tokens[r].Add(picks[i]);
                     sampled[r].Add(picks[i].Token);
-                    onToken?.Invoke(requests[r].Window, picks[i]);
-                    if (sampled[r].Count < maxTokens) keep.Add(i);
+                    requests[r].OnToken?.Invoke(picks[i]);
+                    if (sampled[r].Count < requests[r].MaxTokens && !requests[r].Cancelled.IsCancellationRequested) keep.Add(i);
                 }
                 if (keep.Count == 0) break;
                 if (keep.Count < live.Count)

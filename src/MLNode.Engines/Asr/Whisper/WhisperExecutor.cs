@@ -42,10 +42,9 @@ public sealed class WhisperExecutor : ISpeechExecutor
     public Task<SpeechResult> TranscribeAsync(SpeechJob job, Action<int, TokenLogprob>? onToken, CancellationToken ct) =>
         _transcriber.TranscribeAsync(job, onToken, ct);
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        _transcriber.Dispose();
+        await _transcriber.DisposeAsync();
         Model.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
