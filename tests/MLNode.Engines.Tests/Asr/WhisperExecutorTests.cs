@@ -150,6 +150,19 @@ public sealed class WhisperExecutorTests
     }
 
     [Fact]
+    public async Task A_stream_that_throws_fails_its_own_job_only()
+    {
+        var ct = TestContext.Current.CancellationToken;
+        var executor = TinyWhisper.Executor();
+        var audio = TinyWhisper.Audio("speech_en_16k");
+        var job = new SpeechJob(audio, executor.PlanWindows(audio), SpeechTask.Transcribe, "en", null, Greedy, MaxTokensPerWindow: 6);
+        var broken = executor.TranscribeAsync(job, (_, _) => throw new IOException("client went away"), ct);
+        var healthy = executor.TranscribeAsync(job, null, ct);
+        Assert.Equal("client went away", (await Assert.ThrowsAsync<IOException>(() => broken)).Message);
+        Assert.Equal(6, (await healthy).Windows[0].Tokens.Count);
+    }
+
+    [Fact]
     public async Task Timestamps_follow_the_rules_and_segments_are_offset_by_their_window()
     {
         var executor = TinyWhisper.Executor();

@@ -7,7 +7,7 @@ namespace MLNode.Engines.Asr.Whisper;
 /// <summary>
 /// One window of a batch: its row of the encoder output, its prompt, its sampling (temperature and seed included),
 /// how many tokens it may emit (the end token included), for replay the tokens to emit, where its tokens stream to,
-/// and the cancellation of the job it belongs to.
+/// and whether its job has been given up (cancelled or failed), which takes it out of the batch.
 /// </summary>
 internal sealed record WindowRequest(
     int EncoderRow,
@@ -16,7 +16,7 @@ internal sealed record WindowRequest(
     int MaxTokens,
     IReadOnlyList<int>? Forced,
     Action<TokenLogprob>? OnToken,
-    CancellationToken Cancelled);
+    Func<bool> Abandoned);
 
 /// <summary>
 /// One decoded window: its tokens without the end token (with the logprobs its sampling asked for), the logprob of
@@ -28,7 +28,7 @@ internal sealed record WindowDecoding(WindowRequest Request, IReadOnlyList<Token
 /// <summary>
 /// Decodes a batch of windows whose prompts have the same length, in lockstep: their cross-attention keys and values
 /// are computed once, the prompts are one forward, then every step feeds one token per live window and picks the next
-/// from the rule-masked logits. A window that ends (or whose job is cancelled) leaves the batch and its cache rows are
+/// from the rule-masked logits. A window that ends (or whose job is given up) leaves the batch and its cache rows are
 /// reclaimed, so the work per step shrinks with the live windows.
 /// </summary>
 internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model, WhisperKvCache cache, WhisperSpecialTokens special)
@@ -89,7 +89,7 @@ internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model,
                     tokens[r].Add(picks[i]);
                     sampled[r].Add(picks[i].Token);
                     requests[r].OnToken?.Invoke(picks[i]);
-                    if (sampled[r].Count < requests[r].MaxTokens && !requests[r].Cancelled.IsCancellationRequested) keep.Add(i);
+                    if (sampled[r].Count < requests[r].MaxTokens && !requests[r].Abandoned()) keep.Add(i);
                 }
                 if (keep.Count == 0) break;
                 if (keep.Count < live.Count)

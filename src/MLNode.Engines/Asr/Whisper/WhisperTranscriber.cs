@@ -182,8 +182,8 @@ internal sealed class WhisperTranscriber : IAsyncDisposable
     private static WindowRequest Request(PendingJob job, int window, int encoderRow, double temperature)
     {
         var sampling = job.Job.Sampling with { Temperature = temperature, Seed = job.Job.Sampling.Seed + window };
-        Action<TokenLogprob>? onToken = job.OnToken is { } stream && !job.MayRetry ? token => stream(window, token) : null;
-        return new WindowRequest(encoderRow, job.Prompt!.Tokens, sampling, job.MaxTokens, job.Job.Enforced?[window].Tokens, onToken, job.Cancellation);
+        Action<TokenLogprob>? onToken = job.OnToken is not null && !job.MayRetry ? token => job.Stream(window, token) : null;
+        return new WindowRequest(encoderRow, job.Prompt!.Tokens, sampling, job.MaxTokens, job.Job.Enforced?[window].Tokens, onToken, () => job.Answered);
     }
 
     private WindowResult Result(SpeechJob job, int index, double temperature, WindowDecoding decoded)
@@ -286,7 +286,7 @@ internal sealed class WhisperTranscriber : IAsyncDisposable
 
         public PendingJob(SpeechJob job, Action<int, TokenLogprob>? onToken, CancellationToken cancellation)
         {
-            (Job, OnToken, Cancellation, Language) = (job, onToken, cancellation, job.Language);
+            (Job, OnToken, Language) = (job, onToken, job.Language);
             _results = new WindowResult?[job.Windows.Count];
             _ladder = job.TemperatureFallback && job.Enforced is null ? TemperatureFallback.Ladder(job.Sampling.Temperature) : [job.Sampling.Temperature];
             // A caller that gives up is answered at once, even while the job still waits for the model.
@@ -296,7 +296,6 @@ internal sealed class WhisperTranscriber : IAsyncDisposable
 
         public SpeechJob Job { get; }
         public Action<int, TokenLogprob>? OnToken { get; }
-        public CancellationToken Cancellation { get; }
         public TaskCompletionSource<SpeechResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public string? Language { get; set; }
         public WhisperPrompt? Prompt { get; set; }
@@ -321,8 +320,22 @@ internal sealed class WhisperTranscriber : IAsyncDisposable
         public void Complete(int window, WindowResult result)
         {
             _results[window] = result;
-            if (MayRetry && OnToken is { } stream)
-                foreach (var token in result.Tokens) stream(window, token);
+            if (MayRetry)
+                foreach (var token in result.Tokens) Stream(window, token);
+        }
+
+        /// <summary>Hands a token to the caller's stream; a stream that throws fails its own job, not the batch.</summary>
+        public void Stream(int window, TokenLogprob token)
+        {
+            if (OnToken is not { } stream || Answered) return;
+            try
+            {
+                stream(window, token);
+            }
+            catch (Exception e)
+            {
+                Completion.TrySetException(e);
+            }
         }
 
         public void CompleteIfDone()
