@@ -183,26 +183,23 @@ public static class AudioTranscriptionsEndpoint
         return null;
     }
 
-    /// <summary>A validator replay: the flat enforced tokens cut into the recorded windows, and the logprobs mode to report.</summary>
+    /// <summary>
+    /// A validator replay: the flat enforced tokens cut into the recorded windows, and the logprobs mode to report. The
+    /// mode is the request's, processed when unset, as on the executor: unlike chat, it is not guessed from the top
+    /// tokens, since Whisper's decoding rules mask tokens even in greedy decoding and the guess would then misfire.
+    /// </summary>
     private static (IReadOnlyList<EnforcedWindow>? Enforced, SamplingMode Mode, IReadOnlyList<FieldError> Errors) Replay(TranscriptionForm form)
     {
-        SamplingMode? explicitMode = form.LogprobsMode switch
-        {
-            WireMode.Raw => SamplingMode.Raw,
-            WireMode.Processed => SamplingMode.Processed,
-            _ => null,
-        };
-        if (form.EnforcedTokens is not { } list) return (null, explicitMode ?? SamplingMode.Processed, []);
+        var mode = form.LogprobsMode == WireMode.Raw ? SamplingMode.Raw : SamplingMode.Processed;
+        if (form.EnforcedTokens is not { } list) return (null, mode, []);
 
         // A transcription of silence emits no tokens; the chat parser insists on at least one, so it is skipped then.
         IReadOnlyList<int> ids = [];
-        var detected = SamplingMode.Processed;
         if (list.Tokens.Count > 0)
         {
             var parsed = EnforcedTokens.Parse(list);
-            if (parsed.Errors.Count > 0) return (null, SamplingMode.Processed, parsed.Errors);
+            if (parsed.Errors.Count > 0) return (null, mode, parsed.Errors);
             ids = parsed.Ids!.TokenIds;
-            detected = EnforcedTokens.DetectLogprobsMode(parsed.Ids) == WireMode.Raw ? SamplingMode.Raw : SamplingMode.Processed;
         }
         var enforced = new List<EnforcedWindow>();
         var at = 0;
@@ -211,7 +208,7 @@ public static class AudioTranscriptionsEndpoint
             enforced.Add(new EnforcedWindow([.. ids.Skip(at).Take(window.Tokens)], window.Temperature));
             at += window.Tokens;
         }
-        return (enforced, explicitMode ?? detected, []);
+        return (enforced, mode, []);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Asr.Qwen3Asr;
+using MLNode.Engines.Asr.Whisper;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
@@ -68,6 +69,7 @@ public static class WorkerApp
         builder.Services.AddSingleton<ModelDownloads>();
         builder.Services.AddSingleton<IModelFolders, ModelFolders>();
         builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
+        builder.Services.AddSingleton<IExecutorFactory, WhisperEngine>();
         builder.Services.AddSingleton<IExecutorFactory, Qwen3AsrEngine>();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
