@@ -112,21 +112,42 @@ public sealed class WanTransformer3DModel : nn.Module
         var grid = CheckInputs(latents, timesteps, contexts);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var rotations = _rope.Rotations(grid, latents.device);
         var (temb, timestepProj) = condition_embedder.Time(timesteps);
-        var context = condition_embedder.Text(contexts);
-
-        var x = patch_embedding.forward(latents).to(ScalarType.Float32);
-        foreach (var block in blocks)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            block.forward(x, context, timestepProj, rotations);
-        }
+        var hidden = FinalHidden(latents, grid, timestepProj, contexts, afterBlock: null, cancellationToken);
 
         var shiftScale = (scale_shift_table + temb.unsqueeze(1)).chunk(2, 1);
         var (shift, scale) = (shiftScale[0], shiftScale[1]);
-        var patches = proj_out.forward(addcmul(shift, norm_out.forward(x), scale + 1, 1));
+        var patches = proj_out.forward(addcmul(shift, hidden, scale + 1, 1));
         return Unpatchify(patches, grid).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final-norm hidden states [B, N, D] (float32): <c>norm_out</c> of the residual stream after the last block,
+    /// before the head's timestep modulation. <paramref name="afterBlock"/>, when given, replaces the residual stream
+    /// after each block (PoC's per-block reflection); it may update the stream in place and return it.
+    /// </summary>
+    public Tensor Hidden(Tensor latents, Tensor timesteps, Tensor contexts, Func<int, Tensor, Tensor>? afterBlock, CancellationToken cancellationToken = default)
+    {
+        var grid = CheckInputs(latents, timesteps, contexts);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (_, timestepProj) = condition_embedder.Time(timesteps);
+        return FinalHidden(latents, grid, timestepProj, contexts, afterBlock, cancellationToken).MoveToOuterDisposeScope();
+    }
+
+    private Tensor FinalHidden(Tensor latents, TokenGrid grid, Tensor timestepProj, Tensor contexts, Func<int, Tensor, Tensor>? afterBlock,
+        CancellationToken cancellationToken)
+    {
+        var rotations = _rope.Rotations(grid, latents.device);
+        var context = condition_embedder.Text(contexts);
+        var x = patch_embedding.forward(latents).to(ScalarType.Float32);
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            blocks[i].forward(x, context, timestepProj, rotations);
+            if (afterBlock is not null) x = afterBlock(i, x);
+        }
+        return norm_out.forward(x);
     }
 
     /// <summary>[B, N, pt·ph·pw·C] → [B, C, F, H, W]: each token's channels-last patch back to its cells (official 'fhwpqrc->cfphqwr').</summary>
