@@ -163,6 +163,25 @@ public sealed class WanPocTests
         Assert.All(highNoiseNonces, n => Assert.Equal(honest[n], artifacts[n]));
     }
 
+    /// <summary>
+    /// docs/wan-poc.md §6: wan-tiny's float32 artifacts of the test round, as this prover and the unbatched reference
+    /// compute them on the CPU (bit for bit). Pinned so that the GPU path and other implementations have a target; they
+    /// may differ by float32 noise, hence the reference tolerance.
+    /// </summary>
+    [Theory]
+    [InlineData(0L, "RTcTqmkwlCdLtKepeq8ZJBGsQTq1mzG0")]
+    [InlineData(1L, "YqyUtHa2erRDMds2G6gVts42MqP9Mrq0")]
+    [InlineData(7L, "N7OYttQz7Dagq5Ent7BAs2w00TSLNxm0")]
+    [InlineData(9L, "qTBUrbmygzK5M3S4zDYxqRw0VTC+N0Ew")]
+    [InlineData(11L, "vjTUMEi0IzXOLPWw+y+8IrE2Z7gCt6gd")]
+    public async Task The_documented_test_vectors_hold(long nonce, string artifact)
+    {
+        var ours = await Prover(Numerics.Float32).ComputeAsync(Round, [nonce], Ct);
+
+        var distance = PocReference.L2(Assert.Single(ours).VectorB64, artifact);
+        Assert.True(distance <= ReferenceTolerance, $"nonce {nonce}: L2 {distance:G3} from the documented artifact");
+    }
+
     [Fact]
     public async Task A_seq_len_that_is_not_whole_latent_frames_is_refused()
     {
