@@ -25,6 +25,7 @@ namespace MLNode.Engines.Dit;
 ///   (shift, scale) = scale_shift_table + temb
 ///   v        = unpatchify(proj_out(norm_out(x)·(1 + scale) + shift))   [C_out, F, H, W]
 /// </code>
+/// <see cref="Hidden"/> stops at norm_out(x) and can replace x after every block: PoC's hook (docs/wan-poc.md).
 /// Precision as the official code under bf16 autocast: the projections (patch embedding, text embedding, attention,
 /// feed-forward) run in the dtype of the <c>weights</c> source; the residual stream, every LayerNorm, the modulation
 /// and gates, the time embedding and the output head run in float32 from the <c>float32Weights</c> source; rotary

@@ -46,7 +46,8 @@ public sealed class WanPocProver : IPocProver
             throw new ArgumentException("the two experts differ in width, depth, latent channels, text width or patch size", nameof(lowNoise));
         if (Device(highNoise).ToString() != Device(lowNoise).ToString())
             throw new ArgumentException($"the experts are on {Device(highNoise)} and {Device(lowNoise)}", nameof(lowNoise));
-        geometry.TokensPerFrame(a.PatchSize);
+        // Refuses a latent frame that is not whole patches now rather than at the first batch.
+        _ = geometry.TokensPerFrame(a.PatchSize);
         _experts = [highNoise, lowNoise];
     }
 
