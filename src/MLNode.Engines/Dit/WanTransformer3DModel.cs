@@ -25,6 +25,7 @@ namespace MLNode.Engines.Dit;
 ///   (shift, scale) = scale_shift_table + temb
 ///   v        = unpatchify(proj_out(norm_out(x)·(1 + scale) + shift))   [C_out, F, H, W]
 /// </code>
+/// <see cref="Hidden"/> stops at norm_out(x) and can replace x after every block: PoC's hook (docs/wan-poc.md).
 /// Precision as the official code under bf16 autocast: the projections (patch embedding, text embedding, attention,
 /// feed-forward) run in the dtype of the <c>weights</c> source; the residual stream, every LayerNorm, the modulation
 /// and gates, the time embedding and the output head run in float32 from the <c>float32Weights</c> source; rotary
@@ -112,21 +113,42 @@ public sealed class WanTransformer3DModel : nn.Module
         var grid = CheckInputs(latents, timesteps, contexts);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var rotations = _rope.Rotations(grid, latents.device);
         var (temb, timestepProj) = condition_embedder.Time(timesteps);
-        var context = condition_embedder.Text(contexts);
-
-        var x = patch_embedding.forward(latents).to(ScalarType.Float32);
-        foreach (var block in blocks)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            block.forward(x, context, timestepProj, rotations);
-        }
+        var hidden = FinalHidden(latents, grid, timestepProj, contexts, afterBlock: null, cancellationToken);
 
         var shiftScale = (scale_shift_table + temb.unsqueeze(1)).chunk(2, 1);
         var (shift, scale) = (shiftScale[0], shiftScale[1]);
-        var patches = proj_out.forward(addcmul(shift, norm_out.forward(x), scale + 1, 1));
+        var patches = proj_out.forward(addcmul(shift, hidden, scale + 1, 1));
         return Unpatchify(patches, grid).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final-norm hidden states [B, N, D] (float32): <c>norm_out</c> of the residual stream after the last block,
+    /// before the head's timestep modulation. <paramref name="afterBlock"/>, when given, replaces the residual stream
+    /// after each block (PoC's per-block reflection); it may update the stream in place and return it.
+    /// </summary>
+    public Tensor Hidden(Tensor latents, Tensor timesteps, Tensor contexts, Func<int, Tensor, Tensor>? afterBlock, CancellationToken cancellationToken = default)
+    {
+        var grid = CheckInputs(latents, timesteps, contexts);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var (_, timestepProj) = condition_embedder.Time(timesteps);
+        return FinalHidden(latents, grid, timestepProj, contexts, afterBlock, cancellationToken).MoveToOuterDisposeScope();
+    }
+
+    private Tensor FinalHidden(Tensor latents, TokenGrid grid, Tensor timestepProj, Tensor contexts, Func<int, Tensor, Tensor>? afterBlock,
+        CancellationToken cancellationToken)
+    {
+        var rotations = _rope.Rotations(grid, latents.device);
+        var context = condition_embedder.Text(contexts);
+        var x = patch_embedding.forward(latents).to(ScalarType.Float32);
+        for (var i = 0; i < blocks.Count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            blocks[i].forward(x, context, timestepProj, rotations);
+            if (afterBlock is not null) x = afterBlock(i, x);
+        }
+        return norm_out.forward(x);
     }
 
     /// <summary>[B, N, pt·ph·pw·C] → [B, C, F, H, W]: each token's channels-last patch back to its cells (official 'fhwpqrc->cfphqwr').</summary>
