@@ -9,8 +9,8 @@ namespace MLNode.Engines.Layers;
 /// checkpoint's <c>weight</c> and <c>bias</c> when affine, none otherwise. Computed in float32 whatever the
 /// activation dtype and rounded once to it (Wan's <c>WanLayerNorm</c>, diffusers' <c>FP32LayerNorm</c>, openai-whisper's
 /// <c>LayerNorm</c>): bf16 statistics over thousands of channels lose the precision a pre-norm residual stream
-/// relies on. The affine weights are kept in float32 for the same reason; libtorch's kernels take a bf16 or fp16
-/// input with float32 weights as one op that accumulates in float32, so no cast of the activations is launched.
+/// relies on. The affine weights are kept in float32 for the same reason. A bf16 or fp16 input is widened first:
+/// libtorch's CPU kernel would take it with float32 weights as one op, but its CUDA kernel wants one dtype for all.
 /// </summary>
 public sealed class LayerNorm : nn.Module<Tensor, Tensor>
 {
@@ -33,7 +33,13 @@ public sealed class LayerNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => nn.functional.layer_norm(x, [_size], weight, bias, _eps);
+    public override Tensor forward(Tensor x)
+    {
+        if (x.dtype == ScalarType.Float32) return nn.functional.layer_norm(x, [_size], weight, bias, _eps);
+        using var wide = x.to(ScalarType.Float32);
+        using var normed = nn.functional.layer_norm(wide, [_size], weight, bias, _eps);
+        return normed.to(x.dtype);
+    }
 
     private static Parameter Float32(Parameter p)
     {
