@@ -149,12 +149,12 @@ public sealed class Qwen3AsrDecodingTests
     public async Task Requests_the_model_cannot_serve_are_refused_before_decoding()
     {
         var audio = Clip("speech_en_16k");
-        Assert.Equal("model", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, task: SpeechTask.Translate), null, Ct)))).Field);
-        Assert.Equal("response_format", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, timestamps: true), null, Ct)))).Field);
-        Assert.Equal("language", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, language: "xx"), null, Ct)))).Field);
-        Assert.Equal("windows", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, enforced: []), null, Ct)))).Field);
-        Assert.Equal("enforced_tokens", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, enforced: [new EnforcedWindow([600], 0)]), null, Ct)))).Field);
-        Assert.Equal("windows", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, [new AudioWindow(0, audio.Samples.Length + 1)]), null, Ct)))).Field);
+        Assert.Equal("model", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, task: SpeechTask.Translate), null, Ct))).Field);
+        Assert.Equal("response_format", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, timestamps: true), null, Ct))).Field);
+        Assert.Equal("language", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, language: "xx"), null, Ct))).Field);
+        Assert.Equal("windows", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, enforced: []), null, Ct))).Field);
+        Assert.Equal("enforced_tokens", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, enforced: [new EnforcedWindow([600], 0)]), null, Ct))).Field);
+        Assert.Equal("windows", (await Assert.ThrowsAsync<SpeechJobException>(() => Qwen3AsrTiny.Executor.TranscribeAsync(Job(audio, [new AudioWindow(0, audio.Samples.Length + 1)]), null, Ct))).Field);
     }
 
     [Fact]
