@@ -8,6 +8,11 @@ namespace MLNode.Engines.Dit;
 public sealed class WanJobPlanner(WanModelFacts model, WanJobDefaults defaults, WanJobLimits limits)
 {
     public WanModelFacts Model { get; } = model ?? throw new ArgumentNullException(nameof(model));
+    public WanJobDefaults Defaults { get; } = defaults ?? throw new ArgumentNullException(nameof(defaults));
+    public WanJobLimits Limits { get; } = limits ?? throw new ArgumentNullException(nameof(limits));
+
+    /// <summary>The same model and defaults under a worker's own limits.</summary>
+    public WanJobPlanner WithLimits(WanJobLimits workerLimits) => new(Model, Defaults, workerLimits);
 
     public WanJobSpec Plan(WanJobRequest request)
     {
@@ -16,39 +21,39 @@ public sealed class WanJobPlanner(WanModelFacts model, WanJobDefaults defaults, 
         if (prompt.Length == 0) throw new WanJobException("prompt", "prompt must not be empty");
         var negative = request.NegativePrompt is null ? WanJobSpec.OfficialNegativePrompt : WanJobSpec.CanonicalPrompt(request.NegativePrompt);
 
-        var width = request.Width ?? defaults.Width;
-        var height = request.Height ?? defaults.Height;
+        var width = request.Width ?? Defaults.Width;
+        var height = request.Height ?? Defaults.Height;
         var multiple = Model.SizeMultiple;
         if (width <= 0 || width % multiple != 0) throw new WanJobException("width", $"width must be a positive multiple of {multiple}, got {width}");
         if (height <= 0 || height % multiple != 0) throw new WanJobException("height", $"height must be a positive multiple of {multiple}, got {height}");
-        if ((long)width * height > limits.MaxPixels)
-            throw new WanJobException("size", $"{width}×{height} is {(long)width * height} pixels, over this worker's limit of {limits.MaxPixels}");
+        if ((long)width * height > Limits.MaxPixels)
+            throw new WanJobException("size", $"{width}×{height} is {(long)width * height} pixels, over this worker's limit of {Limits.MaxPixels}");
 
-        var frames = request.NumFrames ?? defaults.NumFrames;
+        var frames = request.NumFrames ?? Defaults.NumFrames;
         var stride = Model.VaeTemporalStride;
         if (frames <= 0 || (frames - 1) % stride != 0)
             throw new WanJobException("num_frames", $"num_frames must be {stride}k+1 (1, {1 + stride}, {1 + 2 * stride}, …), got {frames}");
-        if (frames > limits.MaxFrames) throw new WanJobException("num_frames", $"num_frames {frames} is over this worker's limit of {limits.MaxFrames}");
+        if (frames > Limits.MaxFrames) throw new WanJobException("num_frames", $"num_frames {frames} is over this worker's limit of {Limits.MaxFrames}");
 
-        var fps = request.Fps ?? defaults.Fps;
+        var fps = request.Fps ?? Defaults.Fps;
         if (fps is <= 0 or > 120) throw new WanJobException("fps", $"fps must be in 1..120, got {fps}");
-        var steps = request.NumInferenceSteps ?? defaults.NumInferenceSteps;
+        var steps = request.NumInferenceSteps ?? Defaults.NumInferenceSteps;
         if (steps <= 0) throw new WanJobException("num_inference_steps", $"num_inference_steps must be positive, got {steps}");
-        if (steps > limits.MaxSteps) throw new WanJobException("num_inference_steps", $"num_inference_steps {steps} is over this worker's limit of {limits.MaxSteps}");
+        if (steps > Limits.MaxSteps) throw new WanJobException("num_inference_steps", $"num_inference_steps {steps} is over this worker's limit of {Limits.MaxSteps}");
 
-        var shift = request.FlowShift ?? defaults.FlowShift;
+        var shift = request.FlowShift ?? Defaults.FlowShift;
         if (!double.IsFinite(shift) || shift <= 0) throw new WanJobException("flow_shift", $"flow_shift must be a positive number, got {shift}");
-        var boundary = request.BoundaryRatio ?? defaults.BoundaryRatio;
+        var boundary = request.BoundaryRatio ?? Defaults.BoundaryRatio;
         if (!double.IsFinite(boundary) || boundary is < 0 or > 1) throw new WanJobException("boundary_ratio", $"boundary_ratio must be in [0, 1], got {boundary}");
-        var high = Guidance("guidance_scale", request.GuidanceScale ?? defaults.GuidanceScaleHighNoise);
-        var low = Guidance("guidance_scale_2", request.GuidanceScale2 ?? defaults.GuidanceScaleLowNoise);
+        var high = Guidance("guidance_scale", request.GuidanceScale ?? Defaults.GuidanceScaleHighNoise);
+        var low = Guidance("guidance_scale_2", request.GuidanceScale2 ?? Defaults.GuidanceScaleLowNoise);
 
-        var solver = request.SampleSolver ?? defaults.SampleSolver;
+        var solver = request.SampleSolver ?? Defaults.SampleSolver;
         if (solver is not (WanJobSpec.UniPcOfficial or WanJobSpec.UniPcDiffusers))
             throw new WanJobException("sample_solver", $"sample_solver must be '{WanJobSpec.UniPcOfficial}' or '{WanJobSpec.UniPcDiffusers}', got '{solver}'");
 
         return new WanJobSpec(Model.Model, Model.Revision, Model.Weights, prompt, negative, width, height, frames, fps, steps,
-            shift, boundary, high, low, solver, request.Seed ?? defaults.Seed, WanJobSpec.NoiseAlgorithm, Model.Precision);
+            shift, boundary, high, low, solver, request.Seed ?? Defaults.Seed, WanJobSpec.NoiseAlgorithm, Model.Precision);
     }
 
     public WanJobCost Cost(WanJobSpec spec) => WanJobCost.Of(spec, Model);
