@@ -119,6 +119,23 @@ public sealed class VideosApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_failed_job_is_reported_and_the_queue_serves_on()
+    {
+        await _server.DisposeAsync();
+        _server = await WorkerServer.StartAsync(Registry, extraArgs: ["--Video:FFmpegPath", "/nonexistent/ffmpeg"]);
+        await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
+        await WaitForModelAsync();
+
+        var failed = (await Post("/v1/videos", ReferenceJob("mp4"))).Body!["id"]!.GetValue<string>();
+        var next = (await Post("/v1/videos", ReferenceJob("frames"))).Body!["id"]!.GetValue<string>();
+
+        var report = await WaitAsync(failed, "failed");
+        Assert.Contains("Video:FFmpegPath", report["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{failed}/content")).Status);
+        await WaitAsync(next, "completed");
+    }
+
+    [Fact]
     public async Task Without_a_video_model_the_answer_is_the_no_backend_error()
     {
         await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/stop");

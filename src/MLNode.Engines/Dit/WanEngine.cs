@@ -5,6 +5,7 @@ using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Hub;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 
@@ -37,8 +38,11 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         var low = WanTransformer3DModel.Load(Path.Combine(folder, "transformer_2"), runtime.Device, dtype, logger, ct);
         var vae = WanVaeDecoder.Load(Path.Combine(folder, "vae"), runtime.Device, logger, ct);
 
-        var weights = (entry.Files ?? []).Select(f => new WanWeightFile(f.Path, f.Sha256)).ToArray();
-        var facts = WanModelFacts.Of(entry.Id, entry.Revision, weights, entry.Dtype, high.Config, vae.Config);
+        // The files the host verified before loading: the registry's list, or the hub's LFS hashes of the snapshot,
+        // whose folder name is the commit the revision resolved to.
+        var weights = (entry.Files ?? HubCache.LfsFiles(folder)).Select(f => new WanWeightFile(f.Path, f.Sha256)).ToArray();
+        var revision = entry.Source == ModelSource.Hub ? Path.GetFileName(Path.TrimEndingDirectorySeparator(folder)) : entry.Revision;
+        var facts = WanModelFacts.Of(entry.Id, revision, weights, PrecisionProfile(entry.Dtype), high.Config, vae.Config);
         if (PricedByRegistry(entry) is { } priced) facts = facts with { Flops = priced };
         var card = new ModelCard(entry.Id, Modality.Dit, entry.Architecture, entry.Dtype, runtime.Device.ToString(), folder, entry.Limits,
             LlmEngine.ParameterCount(text.Encoder) + LlmEngine.ParameterCount(high) + LlmEngine.ParameterCount(low) + LlmEngine.ParameterCount(vae),
@@ -46,6 +50,12 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         var planner = new WanJobPlanner(facts, defaults, new WanJobLimits());
         return new WanExecutor(card, new WanPipeline(text, high, low, vae, runtime.Device), planner);
     }, ct);
+
+    /// <summary>
+    /// What a job's numbers depend on besides its weights: umT5 and the experts' projections in the entry's dtype; the
+    /// residual stream, norms, modulation and head in float32; the VAE in float32 with TF32 convolutions off.
+    /// </summary>
+    public static string PrecisionProfile(string dtype) => $"text:{dtype};dit-projections:{dtype};dit-residual:float32;vae:float32;tf32:off";
 
     /// <summary>The chain's α, β, γ when the registry sets them (pricing alpha/beta/gamma); otherwise they follow from the expert's config.</summary>
     private static WanDitFlops? PricedByRegistry(ModelEntry entry) =>

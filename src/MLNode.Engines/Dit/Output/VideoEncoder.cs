@@ -33,7 +33,15 @@ public sealed class VideoEncoder(string ffmpegPath)
                 "-fflags", "+bitexact", "-flags:v", "+bitexact", "-map_metadata", "-1",
                 "-f", "mp4", "-y", mp4,
             ];
-            var run = await ExternalTool.RunAsync(ffmpegPath, arguments, MaxToolOutputBytes, ct);
+            ToolOutput run;
+            try
+            {
+                run = await ExternalTool.RunAsync(ffmpegPath, arguments, MaxToolOutputBytes, ct);
+            }
+            catch (AudioDecoderUnavailableException e)
+            {
+                throw new InvalidOperationException($"cannot run '{ffmpegPath}' to encode the MP4; install FFmpeg or set Video:FFmpegPath", e);
+            }
             if (run.ExitCode != 0) throw new InvalidOperationException($"ffmpeg could not encode the video (exit {run.ExitCode}): {run.Stderr}");
             return await File.ReadAllBytesAsync(mp4, ct);
         }
