@@ -68,6 +68,22 @@ public sealed class VideosApiTests : IAsyncLifetime
         Assert.Equal("ftyp", System.Text.Encoding.ASCII.GetString(bytes, 4, 4));
     }
 
+    [Fact]
+    public async Task Multipart_form_fields_make_the_same_job_as_json()
+    {
+        var json = ReferenceJob("frames");
+        using var form = new MultipartFormDataContent();
+        foreach (var (name, value) in json) form.Add(new StringContent(value!.ToString()), name);
+        form.Add(new StringContent("{\"sample_solver\": \"unipc-official\"}"), "extra_params");
+
+        using var response = await _server.Inference.PostAsync("/v1/videos", form, Ct);
+        var created = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
+        var (_, fromJson) = await Post("/v1/videos", json);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(fromJson!["job_id"]!.GetValue<string>(), created["job_id"]!.GetValue<string>());
+    }
+
     [Theory]
     [InlineData("width", 70)]
     [InlineData("height", 40)]

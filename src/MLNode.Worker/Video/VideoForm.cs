@@ -36,7 +36,15 @@ public sealed class VideoForm
         var fields = new Dictionary<string, string>(StringComparer.Ordinal);
         if (request.HasFormContentType)
         {
-            var form = await request.ReadFormAsync(ct);
+            IFormCollection form;
+            try
+            {
+                form = await request.ReadFormAsync(ct);
+            }
+            catch (InvalidDataException e)
+            {
+                return (null, [new FieldError("body", $"malformed multipart/form-data: {e.Message}")]);
+            }
             if (form.Files.Count > 0) return (null, [new FieldError(form.Files[0].Name, "file uploads (image or video references) are not supported")]);
             foreach (var (name, value) in form) fields[name] = value.ToString();
         }
