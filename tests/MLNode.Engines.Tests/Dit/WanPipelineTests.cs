@@ -35,6 +35,7 @@ public sealed class WanPipelineTests
         using var expected = WanTiny.Pipeline("noise");
         Assert.Equal(expected.shape, noise.shape);
         var worst = (noise - expected).abs().max().item<float>();
+        TestContext.Current.TestOutputHelper?.WriteLine($"noise: max |Δ| {worst:E2} over {expected.numel()} values");
         Assert.True(worst <= NoiseTolerance, $"max |Δ| {worst} > {NoiseTolerance}");
     }
 
