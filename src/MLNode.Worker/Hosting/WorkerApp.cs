@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Asr.Qwen3Asr;
 using MLNode.Engines.Asr.Whisper;
+using MLNode.Engines.Dit;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
@@ -11,6 +12,7 @@ using MLNode.Runtime.Torch;
 using MLNode.Worker.Api;
 using MLNode.Worker.Node;
 using MLNode.Worker.Poc;
+using MLNode.Worker.Video;
 using Prometheus;
 
 namespace MLNode.Worker.Hosting;
@@ -71,6 +73,7 @@ public static class WorkerApp
         builder.Services.AddSingleton<IExecutorFactory, LlmEngine>();
         builder.Services.AddSingleton<IExecutorFactory, WhisperEngine>();
         builder.Services.AddSingleton<IExecutorFactory, Qwen3AsrEngine>();
+        builder.Services.AddSingleton<IExecutorFactory, WanEngine>();
         builder.Services.AddSingleton<ModelHost>();
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddOptions<AudioDecodingOptions>().BindConfiguration(AudioDecodingOptions.Section)
@@ -79,6 +82,12 @@ public static class WorkerApp
         builder.Services.AddSingleton(sp => new CanonicalAudioDecoder(
             sp.GetRequiredService<IOptions<AudioDecodingOptions>>().Value, sp.GetRequiredService<ILogger<CanonicalAudioDecoder>>()));
         builder.Services.AddSingleton<SpeechMetrics>();
+        builder.Services.AddOptions<VideoOptions>().BindConfiguration(VideoOptions.Section)
+            .Validate(o => o.IsValid, "Video settings: MaxFrames, MaxPixels, MaxSteps and MaxQueuedJobs must be positive, OutputDir and FFmpegPath set")
+            .ValidateOnStart();
+        builder.Services.AddSingleton<VideoMetrics>();
+        builder.Services.AddSingleton<VideoJobQueue>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<VideoJobQueue>());
         builder.Services.AddSingleton<NodeController>();
         builder.AddPoc();
         builder.Services.AddHostedService(sp => new StartupLoader(
@@ -98,6 +107,7 @@ public static class WorkerApp
         app.MapPoc();
         app.MapChatCompletions();
         app.MapAudioTranscriptions();
+        app.MapVideos();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         return app;

@@ -1,0 +1,248 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using MLNode.Runtime.Checkpoints;
+using MLNode.Tests;
+using static TorchSharp.torch;
+
+namespace MLNode.Worker.Tests;
+
+/// <summary>
+/// The /v1/videos API on a worker serving wan-tiny from the fixture folder: pipeline_reference.json's job from its prompt
+/// through the queue to lossless frames, field validation, the async lifecycle with cancel and delete, and the answer
+/// when no text-to-video model is loaded.
+/// </summary>
+public sealed class VideosApiTests : IAsyncLifetime
+{
+    private const string ModelId = "wan-tiny";
+
+    // The worker runs the reference job in true float32 where the reference's GPU convolutions ran in TF32: frames
+    // truncated to uint8 then differ by one level where a value sits near a level boundary (WanPipelineTests).
+    private const int LevelTolerance = 1;
+
+    private WorkerServer _server = null!;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        _server = await WorkerServer.StartAsync(Registry, extraArgs: ["--Video:OutputDir", Path.Combine(Path.GetTempPath(), $"mlnode-videos-{Guid.NewGuid():N}"), "--Video:MaxSteps", "60"]);
+        var (status, body) = await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
+        Assert.True(status == HttpStatusCode.OK, $"inference/up: {status} {body}");
+        await WaitForModelAsync();
+    }
+
+    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
+
+    [Fact]
+    public async Task Reference_job_through_the_api_gives_the_reference_frames()
+    {
+        var (status, created) = await Post("/v1/videos", ReferenceJob("frames"));
+        Assert.True(status == HttpStatusCode.OK, created?.ToJsonString());
+        Assert.Equal("queued", created!["status"]!.GetValue<string>());
+        var id = created["id"]!.GetValue<string>();
+
+        var done = await WaitAsync(id, "completed");
+
+        using var response = await _server.Inference.GetAsync($"/v1/videos/{id}/content", Ct);
+        var frames = await response.Content.ReadAsByteArrayAsync(Ct);
+        AssertWithinOneLevel(frames);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(frames)), done["hashes"]!["frames_sha256"]!.GetValue<string>());
+        Assert.Equal(9, done["hashes"]!["phash"]!.AsArray().Count);
+        Assert.Equal((4, 4, 100), (done["step"]!.GetValue<int>(), done["steps"]!.GetValue<int>(), done["progress"]!.GetValue<int>()));
+        Assert.Equal("blurry, low quality", done["job_spec"]!["negative_prompt"]!.GetValue<string>());
+        Assert.Equal(64, done["job_id"]!.GetValue<string>().Length);
+        // 3 latent frames × 4 × 4 patches, 4 steps × 2 CFG branches.
+        Assert.Equal((48, 8), (done["cost"]!["latent_patches"]!.GetValue<long>(), done["cost"]!["forward_passes"]!.GetValue<int>()));
+    }
+
+    [Fact]
+    public async Task Sync_job_answers_an_mp4()
+    {
+        using var response = await _server.Inference.PostAsync("/v1/videos/sync",
+            new StringContent(ReferenceJob("mp4").ToJsonString(), System.Text.Encoding.UTF8, "application/json"), Ct);
+        var bytes = await response.Content.ReadAsByteArrayAsync(Ct);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("video/mp4", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("ftyp", System.Text.Encoding.ASCII.GetString(bytes, 4, 4));
+    }
+
+    [Fact]
+    public async Task Multipart_form_fields_make_the_same_job_as_json()
+    {
+        var json = ReferenceJob("frames");
+        using var form = new MultipartFormDataContent();
+        foreach (var (name, value) in json) form.Add(new StringContent(value!.ToString()), name);
+        form.Add(new StringContent("{\"sample_solver\": \"unipc-official\"}"), "extra_params");
+
+        using var response = await _server.Inference.PostAsync("/v1/videos", form, Ct);
+        var created = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!;
+        var (_, fromJson) = await Post("/v1/videos", json);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(fromJson!["job_id"]!.GetValue<string>(), created["job_id"]!.GetValue<string>());
+    }
+
+    [Theory]
+    [InlineData("width", 70)]
+    [InlineData("height", 40)]
+    [InlineData("num_frames", 8)]
+    [InlineData("num_inference_steps", 61)]
+    [InlineData("lora", 1)]
+    [InlineData("guidance_scal", 1)]
+    public async Task Bad_fields_are_refused_naming_them(string field, int value)
+    {
+        var job = ReferenceJob("frames");
+        job[field] = value;
+
+        var (status, body) = await Post("/v1/videos", job);
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, status);
+        Assert.Equal(field, body!["detail"]![0]!["loc"]![0]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Unknown_model_is_404_and_unknown_video_is_404()
+    {
+        var job = ReferenceJob("frames");
+        job["model"] = "Wan-AI/elsewhere";
+
+        Assert.Equal(HttpStatusCode.NotFound, (await Post("/v1/videos", job)).Status);
+        Assert.Equal(HttpStatusCode.NotFound, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, "/v1/videos/video_none")).Status);
+    }
+
+    [Fact]
+    public async Task A_running_job_is_cancelled_by_delete_and_the_queue_serves_on()
+    {
+        var job = ReferenceJob("frames");
+        // A job long enough on the CPU to be caught running: 256×256, 33 frames, 60 steps.
+        (job["size"], job["num_frames"], job["num_inference_steps"]) = ("256x256", 33, 60);
+        var id = (await Post("/v1/videos", job)).Body!["id"]!.GetValue<string>();
+        var next = (await Post("/v1/videos", ReferenceJob("png"))).Body!["id"]!.GetValue<string>();
+        await WaitAsync(id, "in_progress");
+
+        var (deleted, body) = await JsonHttp.Send(_server.Inference, HttpMethod.Delete, $"/v1/videos/{id}");
+
+        Assert.Equal(HttpStatusCode.OK, deleted);
+        Assert.True(body!["deleted"]!.GetValue<bool>());
+        Assert.Equal(HttpStatusCode.NotFound, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{id}")).Status);
+        await WaitAsync(next, "completed");
+        var (_, list) = await JsonHttp.Send(_server.Inference, HttpMethod.Get, "/v1/videos");
+        Assert.Contains(list!["data"]!.AsArray(), v => v!["id"]!.GetValue<string>() == next);
+        using var zip = await _server.Inference.GetAsync($"/v1/videos/{next}/content", Ct);
+        Assert.Equal("application/zip", zip.Content.Headers.ContentType!.MediaType);
+    }
+
+    [Fact]
+    public async Task A_failed_job_is_reported_and_the_queue_serves_on()
+    {
+        await _server.DisposeAsync();
+        _server = await WorkerServer.StartAsync(Registry, extraArgs: ["--Video:FFmpegPath", "/nonexistent/ffmpeg"]);
+        await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
+        await WaitForModelAsync();
+
+        var failed = (await Post("/v1/videos", ReferenceJob("mp4"))).Body!["id"]!.GetValue<string>();
+        var next = (await Post("/v1/videos", ReferenceJob("frames"))).Body!["id"]!.GetValue<string>();
+
+        var report = await WaitAsync(failed, "failed");
+        Assert.Contains("Video:FFmpegPath", report["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{failed}/content")).Status);
+        await WaitAsync(next, "completed");
+    }
+
+    [Fact]
+    public async Task Without_a_video_model_the_answer_is_the_no_backend_error()
+    {
+        await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/stop");
+        await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/down");
+
+        var (status, body) = await Post("/v1/videos", ReferenceJob("frames"));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
+        Assert.Equal("No vLLM backend available", body!["detail"]!.GetValue<string>());
+    }
+
+    private async Task<(HttpStatusCode Status, JsonNode? Body)> Post(string path, JsonObject job) =>
+        await JsonHttp.Send(_server.Inference, HttpMethod.Post, path, job.ToJsonString());
+
+    private async Task<JsonNode> WaitAsync(string id, string state)
+    {
+        for (var i = 0; i < 1200; i++)
+        {
+            var (_, video) = await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{id}");
+            var status = video!["status"]!.GetValue<string>();
+            if (status == state) return video;
+            Assert.True(status is "queued" or "in_progress", $"video {id} is {status}, waiting for {state}: {video.ToJsonString()}");
+            await Task.Delay(100, Ct);
+        }
+        throw new TimeoutException($"video {id} never reached {state}");
+    }
+
+    private async Task WaitForModelAsync()
+    {
+        for (var i = 0; i < 600; i++)
+        {
+            var (status, _) = await Post("/v1/videos", new JsonObject { ["prompt"] = "x", ["width"] = 70 });
+            if (status != HttpStatusCode.ServiceUnavailable) return;
+            await Task.Delay(100, Ct);
+        }
+        throw new TimeoutException("wan-tiny never loaded");
+    }
+
+    /// <summary>pipeline_reference.json's job as /v1/videos fields (guidance_scale is the high-noise stage's, as vLLM-Omni applies it).</summary>
+    private static JsonObject ReferenceJob(string format)
+    {
+        var job = JsonNode.Parse(File.ReadAllText(Fixtures.Path("wan", "wan-tiny", "pipeline_reference.json")))!["job"]!;
+        return new JsonObject
+        {
+            ["model"] = ModelId,
+            ["prompt"] = job["prompt"]!.GetValue<string>(),
+            ["negative_prompt"] = job["negative_prompt"]!.GetValue<string>(),
+            ["size"] = $"{job["width"]}x{job["height"]}",
+            ["num_frames"] = job["num_frames"]!.GetValue<int>(),
+            ["fps"] = job["fps"]!.GetValue<int>(),
+            ["num_inference_steps"] = job["num_inference_steps"]!.GetValue<int>(),
+            ["flow_shift"] = job["flow_shift"]!.GetValue<double>(),
+            ["boundary_ratio"] = job["boundary_ratio"]!.GetValue<double>(),
+            ["guidance_scale"] = job["guidance_scale_high_noise"]!.GetValue<double>(),
+            ["guidance_scale_2"] = job["guidance_scale_low_noise"]!.GetValue<double>(),
+            ["seed"] = job["seed"]!.GetValue<int>(),
+            ["output_format"] = format,
+        };
+    }
+
+    /// <summary>Raw [F, H, W, 3] frames against the reference's [3, F, H, W] uint8 values (stored as float32).</summary>
+    private static void AssertWithinOneLevel(byte[] frames)
+    {
+        using var tensors = SafetensorsFile.Open(Fixtures.Path("wan", "wan-tiny", "pipeline_tensors.safetensors"));
+        using var reference = tensors.Load("video_u8_cfhw", CPU);
+        using var ours = tensor(frames, [9, 64, 64, 3]).permute(3, 0, 1, 2).to(ScalarType.Float32);
+        using var difference = (ours - reference).abs();
+        var worst = difference.max().item<float>();
+        Assert.True(worst <= LevelTolerance, $"max |Δ| {worst} levels > {LevelTolerance} ({difference.gt(0).sum().item<long>()} values differ)");
+    }
+
+    private static string Registry(string folder)
+    {
+        var model = Fixtures.Path("wan", "wan-tiny");
+        var files = new[] { "tokenizer", "text_encoder", "transformer", "transformer_2", "vae" }
+            .SelectMany(part => Directory.GetFiles(Path.Combine(model, part)))
+            .Select(file => new JsonObject
+            {
+                ["path"] = Path.GetRelativePath(model, file).Replace('\\', '/'),
+                ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file))),
+            });
+        var entry = new JsonObject
+        {
+            ["id"] = ModelId,
+            ["path"] = model,
+            ["modality"] = "dit",
+            ["architecture"] = "wan2.2",
+            ["dtype"] = "float32",
+            ["files"] = new JsonArray([.. files]),
+            ["limits"] = new JsonObject { ["max_model_len"] = 512, ["max_batch"] = 1 },
+        };
+        return new JsonObject { ["models"] = new JsonArray(entry) }.ToJsonString();
+    }
+}
