@@ -1,9 +1,11 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
+using MLNode.Engines.Dit.Poc;
 using MLNode.Engines.Dit.Text;
 using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
+using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Hub;
 using MLNode.Runtime.Registry;
@@ -48,7 +50,10 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
             LlmEngine.ParameterCount(text.Encoder) + LlmEngine.ParameterCount(high) + LlmEngine.ParameterCount(low) + LlmEngine.ParameterCount(vae),
             entry.Pricing);
         var planner = new WanJobPlanner(facts, defaults, new WanJobLimits());
-        return new WanExecutor(card, new WanPipeline(text, high, low, vae, runtime.Device), planner);
+        // PoC routes nonces over the official 40-step grid at the checkpoint's boundary (docs/wan-poc-routing.md).
+        var schedule = new WanPocSchedule(WanPocSchedule.T2VA14B.Timesteps, (int)Math.Round(planner.Defaults.BoundaryRatio * WanPocSchedule.TrainTimesteps));
+        var poc = new WanPocProver(high, low, schedule, WanPocGeometry.T2VA14B, logger);
+        return new WanExecutor(card, new WanPipeline(text, high, low, vae, runtime.Device), planner, poc);
     }, ct);
 
     /// <summary>
@@ -79,7 +84,7 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
 /// A loaded Wan2.2 text-to-video model. One job runs at a time (the caller queues them); the experts are exposed so the
 /// DiT PoC can run on the same weights.
 /// </summary>
-public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlanner planner) : IVideoExecutor
+public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlanner planner, WanPocProver poc) : IVideoExecutor
 {
     public ModelCard Card { get; } = card;
     public WanPipeline Pipeline { get; } = pipeline;
@@ -88,7 +93,8 @@ public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlan
     public WanTransformer3DModel HighNoiseExpert => Pipeline.HighNoiseExpert;
     public WanTransformer3DModel LowNoiseExpert => Pipeline.LowNoiseExpert;
 
-    public IPocProver? Poc => null;
+    /// <summary>DiT PoC on the same two experts (docs/wan-poc.md).</summary>
+    public IPocProver? Poc { get; } = poc;
 
     public Task<WanVideo> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, CancellationToken ct)
     {
