@@ -32,12 +32,13 @@ return args.FirstOrDefault() switch
     "whisper" => await WhisperBenchmark.RunAsync(runtime, options, log),
     "wan-dit" => WanDitBenchmark.Run(runtime, options),
     "wan-dit-fixtures" => WanDitBenchmark.Fixtures(runtime, args.Length > 1 ? args[1] : "fixtures/wan-tiny"),
+    "wan-vae" => WanVaeBenchmark.Run(runtime, options),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR");
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR | wan-vae");
     return 2;
 }
 
