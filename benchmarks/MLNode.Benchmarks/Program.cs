@@ -332,13 +332,38 @@ static class WhisperBenchmark
             return watch.Elapsed.TotalSeconds;
         }
 
+        // The decoder alone, for the split between model time and the engine's per-step work: n windows, the 4-token
+        // prompt, then `tokens` single-token steps with the fp32 logits of each, no sampling; optionally reading each
+        // step's argmax back to the host, the synchronisation every engine step has.
+        double DecoderStepMs(int n, bool readEachStep)
+        {
+            using var scope = NewDisposeScope();
+            using var cache = new WhisperKvCache(config.DecoderLayers, n, config.DecoderAttentionHeads, config.DModel / config.DecoderAttentionHeads,
+                config.MaxTargetPositions, config.MaxSourcePositions, ScalarType.BFloat16, runtime.Device);
+            cache.Start(n);
+            model.AttendTo(model.Encode(randn([n, 128, 3000], ScalarType.BFloat16, runtime.Device)), cache);
+            model.Decode(zeros([n, 4], ScalarType.Int64, runtime.Device), 0, cache);
+            var ids = zeros([n, 1], ScalarType.Int64, runtime.Device);
+            Sync();
+            var watch = Stopwatch.StartNew();
+            for (var step = 0; step < tokens; step++)
+            {
+                using var stepScope = NewDisposeScope();
+                var logits = model.Logits(model.Decode(ids, 4 + step, cache));
+                // As the engine does: the step's choice read back to the host before the next step is launched.
+                if (readEachStep) logits.argmax(-1).cpu().data<long>().ToArray();
+            }
+            Sync();
+            return watch.Elapsed.TotalMilliseconds / tokens;
+        }
+
         await Seconds(1); // warm-up: kernels, allocator
         await Seconds(windows);
         foreach (var n in new[] { 1, windows })
         {
             var seconds = await Seconds(n);
             Console.WriteLine($"RESULT whisper engine=mlnode decoder_layers={decoderLayers} windows={n} tokens_per_window={tokens} seconds={seconds:F3} " +
-                $"rtfx={n * 30.0 / seconds:F1} encoder_s={EncoderSeconds(n):F3} peak_gpu_mib={peak.MaxUsedMb}");
+                $"rtfx={n * 30.0 / seconds:F1} encoder_s={EncoderSeconds(n):F3} decoder_step_ms={DecoderStepMs(n, false):F2} decoder_step_read_ms={DecoderStepMs(n, true):F2} engine_step_ms={seconds * 1000 / tokens:F2} peak_gpu_mib={peak.MaxUsedMb}");
         }
         return 0;
     }
