@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Native;
 using TorchSharp;
@@ -43,6 +44,21 @@ public abstract class WeightSource(Device device, ScalarType dtype)
 /// </summary>
 public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, ScalarType dtype) : WeightSource(device, dtype)
 {
+    /// <summary>
+    /// A model built by <paramref name="build"/> straight from the checkpoint in <paramref name="folder"/>, on
+    /// <paramref name="device"/> in <paramref name="dtype"/>, in eval mode.
+    /// </summary>
+    public static T Load<T>(string folder, Device device, ScalarType dtype, ILogger logger, Func<WeightSource, T> build, CancellationToken ct = default)
+        where T : nn.Module
+    {
+        ct.ThrowIfCancellationRequested();
+        using var checkpoint = Checkpoint.Open(folder);
+        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) onto {Device} as {DType}", checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, device, dtype);
+        var model = build(new CheckpointWeights(checkpoint, device, dtype));
+        model.eval();
+        return model;
+    }
+
     private bool KeepsFp8 => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable;
 
     public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures)

@@ -73,15 +73,8 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
     }
 
     /// <summary>Builds the model straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
-    public static QwenForCausalLM Load(HfModelConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default)
-    {
-        ct.ThrowIfCancellationRequested();
-        using var checkpoint = Checkpoint.Open(folder);
-        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) onto {Device} as {DType}", checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, device, dtype);
-        var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, dtype));
-        model.eval();
-        return model;
-    }
+    public static QwenForCausalLM Load(HfModelConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default) =>
+        CheckpointWeights.Load(folder, device, dtype, logger, w => new QwenForCausalLM(config, w), ct);
 }
 
 /// <summary>The activation dtypes a registry entry can name.</summary>

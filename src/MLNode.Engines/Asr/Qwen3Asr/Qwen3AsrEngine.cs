@@ -52,15 +52,8 @@ public sealed class Qwen3AsrEngine(TorchRuntime runtime, ILoggerFactory loggers)
     }, ct);
 
     /// <summary>Builds the thinker straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
-    public static Qwen3AsrThinker Load(Qwen3AsrConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default)
-    {
-        ct.ThrowIfCancellationRequested();
-        using var checkpoint = Checkpoint.Open(folder);
-        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) onto {Device} as {DType}", checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, device, dtype);
-        var model = new Qwen3AsrThinker(config, new CheckpointWeights(checkpoint, device, dtype));
-        model.eval();
-        return model;
-    }
+    public static Qwen3AsrThinker Load(Qwen3AsrConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default) =>
+        CheckpointWeights.Load(folder, device, dtype, logger, w => new Qwen3AsrThinker(config, w), ct);
 
     /// <summary>
     /// The window length of preprocessor_config.json (<c>chunk_length</c>, what vLLM serves as its longest clip), after

@@ -32,13 +32,6 @@ public sealed class WhisperEngine(TorchRuntime runtime, ILoggerFactory loggers) 
     }, ct);
 
     /// <summary>Builds the model straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>
-    public static WhisperForConditionalGeneration Load(WhisperConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default)
-    {
-        ct.ThrowIfCancellationRequested();
-        using var checkpoint = Checkpoint.Open(folder);
-        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) onto {Device} as {DType}", checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, device, dtype);
-        var model = new WhisperForConditionalGeneration(config, new CheckpointWeights(checkpoint, device, dtype));
-        model.eval();
-        return model;
-    }
+    public static WhisperForConditionalGeneration Load(WhisperConfig config, string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken ct = default) =>
+        CheckpointWeights.Load(folder, device, dtype, logger, w => new WhisperForConditionalGeneration(config, w), ct);
 }
