@@ -100,8 +100,10 @@ static class PocBenchmark
         private readonly Timer _timer;
         private long _max;
 
+        /// <summary>MLNODE_BENCH_PEAK=off samples nothing: to see what the NVML queries cost the run they measure.</summary>
         public PeakMemory(IGpuInventory gpus) =>
-            _timer = new Timer(_ => Interlocked.Exchange(ref _max, Math.Max(Interlocked.Read(ref _max), gpus.Devices().FirstOrDefault()?.UsedMemoryMb ?? 0)), null, 0, 50);
+            _timer = new Timer(_ => Interlocked.Exchange(ref _max, Math.Max(Interlocked.Read(ref _max), gpus.Devices().FirstOrDefault()?.UsedMemoryMb ?? 0)),
+                null, 0, Environment.GetEnvironmentVariable("MLNODE_BENCH_PEAK") == "off" ? Timeout.Infinite : 50);
 
         public long MaxUsedMb => Interlocked.Read(ref _max);
 
