@@ -82,19 +82,14 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
     /// <summary>UniP: from the corrected x_k at σ_k to x̃_{k+1} at σ_{k+1}, with m_k and, at order 2, m_{k−1}.</summary>
     private Tensor Predictor(Tensor x, int order, int k)
     {
-        var (sigmaT, sigmaS0) = (Sigma(k + 1), Sigma(k));
-        var (alphaT, lambdaS0) = (1f - sigmaT, Lambda(sigmaS0));
-        var h = Lambda(sigmaT) - lambdaS0;
+        var step = new UniStep(Sigma(k), Sigma(k + 1));
         var m0 = _x0Predictions[1]!;
-        var hh = -h;
-        var hPhi1 = Expm1(hh);
-        var bH = Expm1(hh);
-        var predicted = x * (sigmaT / sigmaS0) - m0 * (alphaT * hPhi1);
+        var predicted = step.FirstOrder(x, m0);
         if (order == 1) return predicted;
         // Order 2 uses ρ = 1/2 for its single difference, as the reference does instead of solving for it.
-        var rk = (Lambda(Sigma(k - 1)) - lambdaS0) / h;
+        var rk = step.Ratio(Sigma(k - 1));
         var d1 = (_x0Predictions[0]! - m0) / rk;
-        return predicted - d1 * 0.5f * (alphaT * bH);
+        return predicted - d1 * 0.5f * (step.AlphaT * step.BH);
     }
 
     /// <summary>
@@ -103,29 +98,55 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
     /// </summary>
     private Tensor Corrector(Tensor x0, Tensor lastSample, int order, int k)
     {
-        var (sigmaT, sigmaS0) = (Sigma(k), Sigma(k - 1));
-        var (alphaT, lambdaS0) = (1f - sigmaT, Lambda(sigmaS0));
-        var h = Lambda(sigmaT) - lambdaS0;
+        var step = new UniStep(Sigma(k - 1), Sigma(k));
         var m0 = _x0Predictions[1]!;
-        var hh = -h;
-        var hPhi1 = Expm1(hh);
-        var bH = Expm1(hh);
-        var corrected = lastSample * (sigmaT / sigmaS0) - m0 * (alphaT * hPhi1);
+        var corrected = step.FirstOrder(lastSample, m0);
         var d1T = x0 - m0;
-        if (order == 1) return corrected - d1T * 0.5f * (alphaT * bH);
+        if (order == 1) return corrected - d1T * 0.5f * (step.AlphaT * step.BH);
 
-        var rk = (Lambda(Sigma(k - 2)) - lambdaS0) / h;
+        var rk = step.Ratio(Sigma(k - 2));
         var d1 = (_x0Predictions[0]! - m0) / rk;
         // ρ solves [1 1; r_k 1] ρ = b with b_i = i! · (h φ_i(h) terms) / B(h), as the reference builds them.
-        var hPhiK = hPhi1 / hh - 1f;
-        var b1 = hPhiK * 1f / bH;
-        hPhiK = hPhiK / hh - 1f / 2f;
-        var b2 = hPhiK * 2f / bH;
+        var hPhiK = step.BH / step.Hh - 1f;
+        var b1 = hPhiK * 1f / step.BH;
+        hPhiK = hPhiK / step.Hh - 1f / 2f;
+        var b2 = hPhiK * 2f / step.BH;
         var (rho0, rho1) = Solve2x2(rk, b1, b2);
-        return corrected - (d1 * rho0 + d1T * rho1) * (alphaT * bH);
+        return corrected - (d1 * rho0 + d1T * rho1) * (step.AlphaT * step.BH);
     }
 
     private float Sigma(int index) => Schedule.Sigmas[index];
+
+    /// <summary>
+    /// The float32 coefficients of a UniP or UniC update from σ_s to σ_t that both share: α_t, λ_s, h = λ_t − λ_s,
+    /// −h, and B(h) = e^{−h} − 1, which in bh2 is also h·φ_1 (the reference computes it twice under both names).
+    /// </summary>
+    private readonly record struct UniStep
+    {
+        public UniStep(float sigmaS, float sigmaT)
+        {
+            (SigmaS, SigmaT) = (sigmaS, sigmaT);
+            AlphaT = 1f - sigmaT;
+            LambdaS = Lambda(sigmaS);
+            H = Lambda(sigmaT) - LambdaS;
+            Hh = -H;
+            BH = Expm1(Hh);
+        }
+
+        public float SigmaS { get; }
+        public float SigmaT { get; }
+        public float AlphaT { get; }
+        public float LambdaS { get; }
+        public float H { get; }
+        public float Hh { get; }
+        public float BH { get; }
+
+        /// <summary>σ_t/σ_s · x − α_t (e^{−h} − 1) m: the first-order update both start from.</summary>
+        public Tensor FirstOrder(Tensor x, Tensor m) => x * (SigmaT / SigmaS) - m * (AlphaT * BH);
+
+        /// <summary>r = (λ at an earlier σ − λ_s) / h, the step ratio of an x0 difference.</summary>
+        public float Ratio(float earlierSigma) => (Lambda(earlierSigma) - LambdaS) / H;
+    }
 
     /// <summary>λ = log α − log σ in float32 (+∞ at σ = 0).</summary>
     private static float Lambda(float sigma) => (float)Math.Log(1f - sigma) - (float)Math.Log(sigma);
