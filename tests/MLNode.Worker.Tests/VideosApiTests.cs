@@ -103,6 +103,25 @@ public sealed class VideosApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Malformed_mistyped_and_oversized_requests_are_refused()
+    {
+        var (malformed, malformedBody) = await JsonHttp.Send(_server.Inference, HttpMethod.Post, "/v1/videos", "{\"prompt\": ");
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, malformed);
+        Assert.Equal("body", malformedBody!["detail"]![0]!["loc"]![0]!.GetValue<string>());
+
+        var job = ReferenceJob("frames");
+        job["num_frames"] = "nine";
+        var (mistyped, mistypedBody) = await Post("/v1/videos", job);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, mistyped);
+        Assert.Equal("num_frames", mistypedBody!["detail"]![0]!["loc"]![0]!.GetValue<string>());
+
+        job = ReferenceJob("frames");
+        job["prompt"] = new string('a', 2 << 20);
+        var (oversized, _) = await Post("/v1/videos", job);
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, oversized);
+    }
+
+    [Fact]
     public async Task Unknown_model_is_404_and_unknown_video_is_404()
     {
         var job = ReferenceJob("frames");

@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Output;
@@ -36,6 +37,11 @@ public static class VideosEndpoint
     private static async Task<IResult> CreateAsync(HttpContext http, NodeController node, VideoJobQueue queue, VideoOptions options, bool wait, CancellationToken ct)
     {
         if (node.Model is not IVideoExecutor video) return SystemEndpoints.NoBackend();
+        // A job is a prompt and a few numbers: the JSON bodies' 1 MiB limit, not the worker's upload-sized one.
+        if (http.Request.ContentLength > RequestBody.DefaultMaxBytes)
+            return RequestBody.Detail(StatusCodes.Status413PayloadTooLarge, $"body: request body exceeds the limit of {RequestBody.DefaultMaxBytes} bytes");
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+            limit.MaxRequestBodySize = RequestBody.DefaultMaxBytes;
         var (form, formErrors) = await VideoForm.ReadAsync(http.Request, ct);
         if (form is null) return RequestBody.Invalid([.. formErrors]);
         if (form.Model is { } model && model != video.Card.Id)
