@@ -25,6 +25,14 @@ public interface IModelExecutor : IAsyncDisposable
 
     /// <summary>The PoC v2 forward of this model; null when the model has no PoC definition.</summary>
     IPocProver? Poc { get; }
+
+    /// <summary>
+    /// Whether libtorch's attention may use cuDNN's fused kernel while this model is loaded
+    /// (<see cref="MLNode.Runtime.Torch.TorchRuntime.CudnnAttentionEnabled"/>). cuDNN plans every new shape at
+    /// ~50 ms, so decoders, which meet a new key length every step, keep it off; a model whose attention shapes are
+    /// fixed for a whole job can take it where it is faster.
+    /// </summary>
+    bool UsesCudnnAttention => false;
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using MLNode.Runtime.Registry;
+using MLNode.Runtime.Torch;
 
 namespace MLNode.Engines.Hosting;
 
@@ -27,6 +28,7 @@ public sealed class ModelHost(
     IModelFolders folders,
     WeightVerifier verifier,
     IEnumerable<IExecutorFactory> factories,
+    TorchRuntime runtime,
     ILogger<ModelHost> logger) : IAsyncDisposable
 {
     private readonly IReadOnlyList<IExecutorFactory> _factories = factories.ToList();
@@ -67,6 +69,7 @@ public sealed class ModelHost(
             await verifier.VerifyAsync(folder, files, ct);
 
         var executor = await factory.LoadAsync(new ModelLoadRequest(entry, folder, args), ct);
+        runtime.CudnnAttentionEnabled = executor.UsesCudnnAttention;
         _current = executor;
         LastLoadTime = watch.Elapsed;
         logger.LogInformation("Loaded {Model} from {Folder} in {Seconds:F1} s ({Params:N0} parameters on {Device})",
@@ -79,6 +82,7 @@ public sealed class ModelHost(
         var executor = Interlocked.Exchange(ref _current, null);
         if (executor is null) return;
         await executor.DisposeAsync();
+        runtime.CudnnAttentionEnabled = false;
         logger.LogInformation("Unloaded {Model}", executor.Card.Id);
     }
 

@@ -18,11 +18,14 @@ public sealed class TorchRuntime
     private static readonly Lock Gate = new();
     private static TorchRuntime? _current;
 
-    private TorchRuntime(torch.Device device, string libtorch, string? libtorchPath)
+    private readonly CudnnAttention? _cudnnAttention;
+
+    private TorchRuntime(torch.Device device, string libtorch, string? libtorchPath, CudnnAttention? cudnnAttention = null)
     {
         Device = device;
         Libtorch = libtorch;
         LibtorchPath = libtorchPath;
+        _cudnnAttention = cudnnAttention;
     }
 
     public torch.Device Device { get; }
@@ -31,6 +34,20 @@ public sealed class TorchRuntime
     public bool IsCuda => Device.type == DeviceType.CUDA;
 
     public RuntimeInfo Info => new(Device.ToString(), Libtorch, LibtorchPath);
+
+    /// <summary>
+    /// Whether scaled_dot_product_attention may pick cuDNN's fused attention (see <see cref="CudnnAttention"/>).
+    /// Off from the start of a CUDA runtime: decoders meet a new shape every step. An engine whose attention
+    /// shapes are fixed per job may turn it back on where cuDNN is faster. Process-wide, like libtorch's flag.
+    /// </summary>
+    public bool CudnnAttentionEnabled
+    {
+        get => _cudnnAttention?.Enabled ?? false;
+        set
+        {
+            if (_cudnnAttention is not null) _cudnnAttention.Enabled = value;
+        }
+    }
 
     /// <summary>
     /// Initialises TorchSharp at most once per process. <paramref name="libtorchFolder"/> (option
@@ -59,17 +76,23 @@ public sealed class TorchRuntime
     private static TorchRuntime StartCuda(string folder, ILogger logger)
     {
         var full = Path.GetFullPath(folder);
+        var handles = new Dictionary<string, nint>();
         foreach (var lib in CudaLibraries)
         {
             var path = Path.Combine(full, lib);
             if (!File.Exists(path))
                 throw new InvalidOperationException($"CUDA libtorch folder {full} has no {lib}; point MLNODE_LIBTORCH at the lib folder of a CUDA PyTorch or libtorch install");
-            NativeLibrary.Load(path);
+            handles[lib] = NativeLibrary.Load(path);
         }
         torch.InitializeDeviceType(DeviceType.CUDA);
         if (!torch.cuda.is_available())
             throw new InvalidOperationException($"libtorch from {full} loaded but reports no CUDA device");
         logger.LogInformation("CUDA devices visible to libtorch: {Count}", torch.cuda.device_count());
-        return new TorchRuntime(torch.CUDA, $"libtorch {torch.__version__} (CUDA)", full);
+        var cudnnAttention = CudnnAttention.Bind(handles["libtorch_cpu.so"], out var problem);
+        if (cudnnAttention is null)
+            logger.LogWarning("cuDNN attention stays as libtorch chose ({Problem}): decoders may pay a plan build per new shape", problem);
+        else
+            cudnnAttention.Enabled = false;
+        return new TorchRuntime(torch.CUDA, $"libtorch {torch.__version__} (CUDA)", full, cudnnAttention);
     }
 }
