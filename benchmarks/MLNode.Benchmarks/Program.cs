@@ -19,12 +19,13 @@ using static TorchSharp.torch;
 //   mlnode-bench whisper [--tiktoken FILE] [--decoder-layers 32] [--tokens 100] [--windows 16]   large-v3 shape, random bf16 weights
 //   mlnode-bench wan-dit [--layers 40] [--runs 3]                              Wan2.2-A14B expert shape, random weights
 //   mlnode-bench wan-dit-fixtures DIR                                          ../shared/fixtures/wan/wan-tiny experts on this device
-// Every command takes --cudnn-attention on|off (default off, as the worker starts): whether libtorch's SDPA may pick cuDNN.
+// Every command takes --cudnn-attention on|off: whether libtorch's SDPA may pick cuDNN; the default is the engine's own
+// choice (on for the Wan commands, off for the decoders).
 using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
 var log = loggers.CreateLogger("bench");
 var runtime = TorchRuntime.Initialize(Environment.GetEnvironmentVariable("MLNODE_LIBTORCH"), log);
 var options = Options.Parse(args.Skip(1).ToArray());
-runtime.CudnnAttentionEnabled = options.String("cudnn-attention", "off") == "on";
+runtime.CudnnAttentionEnabled = options.String("cudnn-attention", args.FirstOrDefault()?.StartsWith("wan-", StringComparison.Ordinal) == true ? "on" : "off") == "on";
 return args.FirstOrDefault() switch
 {
     "poc" => await PocBenchmark.RunAsync(runtime, options),
