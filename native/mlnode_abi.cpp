@@ -12,9 +12,17 @@ namespace {
 thread_local char last_error[1024] = "";
 }
 
-MLNODE_API int32_t mlnode_abi_version(void) { return 1; }
+MLNODE_API int32_t mlnode_abi_version(void) { return 2; }
 
 MLNODE_API const char* mlnode_last_error(void) { return last_error; }
+
+MLNODE_API int32_t mlnode_with_torch(void) {
+#ifdef MLNODE_WITH_TORCH
+  return 1;
+#else
+  return 0;
+#endif
+}
 
 MLNODE_API mlnode_status mlnode_device_count(int32_t* count) {
   if (count == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "count is null");

@@ -34,12 +34,28 @@ MLNODE_API int32_t mlnode_abi_version(void);
 // The message of the last failed call on this thread ("" when none).
 MLNODE_API const char* mlnode_last_error(void);
 
+// 1 when the library was built against libtorch's headers (MLNODE_TORCH_DIR), else 0.
+MLNODE_API int32_t mlnode_with_torch(void);
+
 // Number of CUDA devices the library's runtime sees (0 without a driver or GPU).
 MLNODE_API mlnode_status mlnode_device_count(int32_t* count);
 
 // libtorch's current CUDA stream on the current device when the library was built with MLNODE_TORCH_DIR;
 // otherwise the legacy default stream (null), which is libtorch's stream while nothing selects another.
 MLNODE_API mlnode_status mlnode_current_stream(void** stream);
+
+// CUDA graphs of libtorch ops (MLNODE_TORCH_DIR builds; otherwise MLNODE_UNSUPPORTED). create → enter (this
+// thread's libtorch stream becomes the graph's side stream, after the work queued so far) → warm-up ops →
+// capture_begin → the ops → capture_end → exit (back to the previous stream, which waits for the side stream);
+// replay launches the captured ops on this thread's current stream. Tensors the captured ops read or wrote must
+// stay allocated while the graph lives.
+MLNODE_API mlnode_status mlnode_graph_create(void** graph);
+MLNODE_API mlnode_status mlnode_graph_enter(void* graph);
+MLNODE_API mlnode_status mlnode_graph_capture_begin(void* graph);
+MLNODE_API mlnode_status mlnode_graph_capture_end(void* graph);
+MLNODE_API mlnode_status mlnode_graph_exit(void* graph);
+MLNODE_API mlnode_status mlnode_graph_replay(void* graph);
+MLNODE_API mlnode_status mlnode_graph_destroy(void* graph);
 
 namespace mlnode {
 // Records a failure for mlnode_last_error and returns its status, so call sites read `return fail(...)`.

@@ -21,7 +21,7 @@ public static partial class NativeKernels
 {
     public const string LibraryName = "mlnode_kernels";
     public const string PathVariable = "MLNODE_KERNELS";
-    private const int AbiVersion = 1;
+    private const int AbiVersion = 2;
     private const int Ok = 0;
 
     private static readonly Lazy<(bool Loaded, string Description)> State = new(Probe);
@@ -48,6 +48,9 @@ public static partial class NativeKernels
             return stream;
         }
     }
+
+    /// <summary>True when the library was built against libtorch's headers: kernels follow its current stream, and <see cref="CudaGraph"/> works.</summary>
+    public static bool HasTorch => IsAvailable && mlnode_with_torch() == 1;
 
     /// <summary>True when <paramref name="tensor"/> lives on a CUDA device and the native kernels can run.</summary>
     public static bool Handles(Tensor tensor) => tensor.device.type == DeviceType.CUDA && IsAvailable;
@@ -135,6 +138,7 @@ public static partial class NativeKernels
 
     [LibraryImport(LibraryName)] private static partial int mlnode_abi_version();
     [LibraryImport(LibraryName)] private static partial nint mlnode_last_error();
+    [LibraryImport(LibraryName)] private static partial int mlnode_with_torch();
     [LibraryImport(LibraryName)] private static partial int mlnode_device_count(out int count);
     [LibraryImport(LibraryName)] private static partial int mlnode_current_stream(out nint stream);
 

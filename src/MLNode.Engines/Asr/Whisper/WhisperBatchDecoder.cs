@@ -31,8 +31,12 @@ internal sealed record WindowDecoding(WindowRequest Request, IReadOnlyList<Token
 /// from the rule-masked logits. A window that ends (or whose job is given up) leaves the batch and its cache rows are
 /// reclaimed, so the work per step shrinks with the live windows.
 /// </summary>
-internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model, WhisperKvCache cache, WhisperSpecialTokens special)
+internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model, WhisperKvCache cache, WhisperSpecialTokens special) : IDisposable
 {
+    private readonly WhisperDecodeStep _step = new(model, cache);
+
+    public void Dispose() => _step.Dispose();
+
     /// <param name="encoderOutput">[rows, source positions, d]; each request names its row.</param>
     /// <param name="startOfTranscript">where &lt;|startoftranscript|&gt; sits in every prompt (its logits give the no-speech probability).</param>
     public IReadOnlyList<WindowDecoding> Decode(Tensor encoderOutput, IReadOnlyList<WindowRequest> requests, int startOfTranscript,
@@ -98,7 +102,7 @@ internal sealed class WhisperBatchDecoder(WhisperForConditionalGeneration model,
                     live = keep.Select(i => live[i]).ToList();
                 }
                 var next = tensor(live.Select(r => (long)sampled[r][^1]).ToArray(), device: device).unsqueeze(1);
-                var nextLogits = model.Logits(model.Decode(next, promptLength + step, cache)).select(1, 0).contiguous().DetachFromDisposeScope();
+                var nextLogits = _step.Logits(next, promptLength + step).DetachFromDisposeScope();
                 logits.Dispose();
                 logits = nextLogits;
             }

@@ -56,7 +56,22 @@ public sealed class WhisperForConditionalGeneration : nn.Module
     /// every live window in <paramref name="cache"/>; their keys and values join the cache. Either a whole prompt
     /// (start 0) or one token per window.
     /// </summary>
-    public Tensor Decode(Tensor ids, int start, WhisperKvCache cache) => model.decoder.forward(ids, start, cache);
+    public Tensor Decode(Tensor ids, int start, WhisperKvCache cache)
+    {
+        if (ids.shape[1] > 1) return model.decoder.forward(ids, start, cache);
+        cache.Position.fill_(start);
+        return model.decoder.Step(ids, cache);
+    }
+
+    /// <summary>
+    /// One token per window [B, 1] at the cache's <see cref="WhisperKvCache.Position"/>, to float32 logits [B, V]: the
+    /// decoding step, whose shapes do not change from step to step, so it can be captured as a CUDA graph.
+    /// </summary>
+    internal Tensor StepLogits(Tensor ids, WhisperKvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        return Logits(model.decoder.Step(ids, cache)).select(1, 0).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Logits over the whole vocabulary, in float32.</summary>
     public Tensor Logits(Tensor hidden)
@@ -178,19 +193,39 @@ public sealed class WhisperDecoder : nn.Module
         for (var i = 0; i < layers.Count; i++) layers[i].AttendTo(encoderOutput, cache, i);
     }
 
+    /// <summary>A whole prompt [B, L] from position 0, causally.</summary>
     public Tensor forward(Tensor ids, int start, WhisperKvCache cache)
     {
         var length = (int)ids.shape[1];
-        if (start + length > embed_positions.Weight.shape[0])
-            throw new ArgumentException($"decoder positions {start}..{start + length - 1} exceed the model's {embed_positions.Weight.shape[0]}", nameof(start));
+        if (start != 0)
+            throw new ArgumentException("a decoder forward of several tokens is a whole prompt from position 0; later tokens go one per step", nameof(start));
+        if (length > embed_positions.Weight.shape[0])
+            throw new ArgumentException($"a prompt of {length} tokens exceeds the model's {embed_positions.Weight.shape[0]} positions", nameof(ids));
         using var scope = NewDisposeScope();
-        var x = embed_tokens.forward(ids);
-        if (_embedScale != 1.0) x = x * _embedScale;
-        x = x + embed_positions.Weight.narrow(0, start, length);
-        for (var i = 0; i < layers.Count; i++) x = layers[i].forward(x, start, cache, i);
+        var x = Embed(ids) + embed_positions.Weight.narrow(0, 0, length);
+        for (var i = 0; i < layers.Count; i++) x = layers[i].forward(x, null, cache, i);
         return layer_norm.forward(x).MoveToOuterDisposeScope();
     }
+
+    /// <summary>One token per window [B, 1] at the cache's position; the positions up to it are visible.</summary>
+    public Tensor Step(Tensor ids, WhisperKvCache cache)
+    {
+        using var scope = NewDisposeScope();
+        var step = new WhisperStep(cache.Position, cache.VisibleSlots());
+        var x = Embed(ids) + embed_positions.Weight.index_select(0, cache.Position);
+        for (var i = 0; i < layers.Count; i++) x = layers[i].forward(x, step, cache, i);
+        return layer_norm.forward(x).MoveToOuterDisposeScope();
+    }
+
+    private Tensor Embed(Tensor ids)
+    {
+        var x = embed_tokens.forward(ids);
+        return _embedScale == 1.0 ? x : x * _embedScale;
+    }
 }
+
+/// <summary>Where a one-token decoder step writes its key and value ([1] position) and which cache slots it attends to (a mask over all of them).</summary>
+public sealed record WhisperStep(Tensor Position, Tensor Visible);
 
 public sealed class WhisperDecoderLayer : nn.Module
 {
@@ -220,10 +255,11 @@ public sealed class WhisperDecoderLayer : nn.Module
     public void AttendTo(Tensor encoderOutput, WhisperKvCache cache, int layer) =>
         encoder_attn.StoreKeysValues(encoderOutput, cache.CrossKeys(layer), cache.CrossValues(layer));
 
-    public Tensor forward(Tensor x, int start, WhisperKvCache cache, int layer)
+    /// <param name="step">null for a prompt from position 0.</param>
+    public Tensor forward(Tensor x, WhisperStep? step, WhisperKvCache cache, int layer)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.CausalSelfAttention(self_attn_layer_norm.forward(x), start, cache.SelfKeys(layer), cache.SelfValues(layer));
+        var h = x + self_attn.CausalSelfAttention(self_attn_layer_norm.forward(x), step, cache.SelfKeys(layer), cache.SelfValues(layer));
         h = h + encoder_attn.CrossAttention(encoder_attn_layer_norm.forward(h), cache.CrossKeys(layer), cache.CrossValues(layer));
         h = h + fc2.forward(nn.functional.gelu(fc1.forward(final_layer_norm.forward(h))));
         return h.MoveToOuterDisposeScope();
@@ -265,20 +301,29 @@ public sealed class WhisperAttention : nn.Module
     }
 
     /// <summary>
-    /// Tokens at positions start … start + L − 1 store their keys and values in the cache views [B, H, positions, D]
-    /// and attend to every cached position up to their own: the whole prompt causally (start 0), or one new token
-    /// to all before it.
+    /// Tokens store their keys and values in the cache views [B, H, positions, D] and attend to every cached position
+    /// up to their own: a whole prompt from position 0 causally (<paramref name="step"/> null), or one token per window
+    /// at the step's position, attending over all slots with the later ones masked, so that its shapes are the same at
+    /// every step.
     /// </summary>
-    public Tensor CausalSelfAttention(Tensor x, int start, Tensor keys, Tensor values)
+    public Tensor CausalSelfAttention(Tensor x, WhisperStep? step, Tensor keys, Tensor values)
     {
-        var length = (int)x.shape[1];
-        if (start > 0 && length > 1)
-            throw new ArgumentException("a decoder forward is either a whole prompt from position 0 or one token per window", nameof(x));
         using var scope = NewDisposeScope();
-        keys.narrow(2, start, length).copy_(Heads(k_proj.forward(x)));
-        values.narrow(2, start, length).copy_(Heads(v_proj.forward(x)));
-        var (k, v) = (keys.narrow(2, 0, start + length), values.narrow(2, 0, start + length));
-        var attended = nn.functional.scaled_dot_product_attention(Heads(q_proj.forward(x)), k, v, is_casual: length > 1);
+        var q = Heads(q_proj.forward(x));
+        Tensor attended;
+        if (step is null)
+        {
+            var length = x.shape[1];
+            keys.narrow(2, 0, length).copy_(Heads(k_proj.forward(x)));
+            values.narrow(2, 0, length).copy_(Heads(v_proj.forward(x)));
+            attended = nn.functional.scaled_dot_product_attention(q, keys.narrow(2, 0, length), values.narrow(2, 0, length), is_casual: length > 1);
+        }
+        else
+        {
+            keys.index_copy_(2, step.Position, Heads(k_proj.forward(x)));
+            values.index_copy_(2, step.Position, Heads(v_proj.forward(x)));
+            attended = nn.functional.scaled_dot_product_attention(q, keys, values, step.Visible);
+        }
         return Output(attended).MoveToOuterDisposeScope();
     }
 

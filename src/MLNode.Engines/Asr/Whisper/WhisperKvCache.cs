@@ -16,17 +16,31 @@ public sealed class WhisperKvCache : IDisposable
     private readonly Tensor[] _selfValues;
     private readonly Tensor[] _crossKeys;
     private readonly Tensor[] _crossValues;
+    private readonly Tensor _slots;
 
     public WhisperKvCache(int layers, int capacity, int heads, int headDim, int positions, int sourcePositions, ScalarType dtype, Device device)
     {
         Capacity = capacity;
         Positions = positions;
-        Tensor Buffer(int length) => empty([capacity, heads, length, headDim], dtype, device).DetachFromDisposeScope();
+        // Zeroed, not empty: a one-token step attends over every slot with the later ones masked, and a masked score is
+        // still computed, so a slot never written must hold finite numbers (0 · NaN would poison the softmax).
+        Tensor Buffer(int length) => zeros([capacity, heads, length, headDim], dtype, device).DetachFromDisposeScope();
         _selfKeys = Enumerable.Range(0, layers).Select(_ => Buffer(positions)).ToArray();
         _selfValues = Enumerable.Range(0, layers).Select(_ => Buffer(positions)).ToArray();
         _crossKeys = Enumerable.Range(0, layers).Select(_ => Buffer(sourcePositions)).ToArray();
         _crossValues = Enumerable.Range(0, layers).Select(_ => Buffer(sourcePositions)).ToArray();
+        _slots = arange(positions, ScalarType.Int64, device).DetachFromDisposeScope();
+        Position = zeros(1, ScalarType.Int64, device).DetachFromDisposeScope();
     }
+
+    /// <summary>
+    /// The decoder position [1] that a one-token step writes its keys and values to and attends up to. It lives on the
+    /// device so that a step captured as a CUDA graph reads the current position when replayed.
+    /// </summary>
+    internal Tensor Position { get; }
+
+    /// <summary>Which self-attention slots a one-token step sees: positions 0 … <see cref="Position"/>, as an attention mask [1, 1, 1, positions].</summary>
+    internal Tensor VisibleSlots() => _slots.le(Position).view(1, 1, 1, Positions);
 
     /// <summary>Windows the cache can hold.</summary>
     public int Capacity { get; }
@@ -67,5 +81,7 @@ public sealed class WhisperKvCache : IDisposable
     public void Dispose()
     {
         foreach (var buffer in _selfKeys.Concat(_selfValues).Concat(_crossKeys).Concat(_crossValues)) buffer.Dispose();
+        _slots.Dispose();
+        Position.Dispose();
     }
 }

@@ -271,6 +271,7 @@ internal sealed class WhisperTranscriber : IAsyncDisposable
     {
         _stop.Cancel();
         await _loop;
+        _decoder.Dispose();
         _cache.Dispose();
         _textRules.Dispose();
         _timestampRules?.Dispose();
