@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Dit.Poc;
 using MLNode.Engines.Dit.Text;
+using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
@@ -96,11 +97,11 @@ public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlan
     /// <summary>DiT PoC on the same two experts (docs/wan-poc.md).</summary>
     public IPocProver? Poc { get; } = poc;
 
-    public Task<WanVideo> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, CancellationToken ct)
+    public Task<WanGeneration> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, StepStateStore? states, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Model != Card.Id) throw new WanJobException("model", $"the job is for '{spec.Model}', this worker serves '{Card.Id}'");
-        return Task.Run(() => Pipeline.Generate(spec, Planner.Model, onStep, ct), ct);
+        return Task.Run(() => Pipeline.Generate(spec, Planner.Model, onStep, states, ct), ct);
     }
 
     public ValueTask DisposeAsync()
