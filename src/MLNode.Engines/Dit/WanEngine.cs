@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Dit.Poc;
 using MLNode.Engines.Dit.Text;
+using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
@@ -99,11 +100,11 @@ public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlan
     /// <summary>A job's attention shapes are fixed for all its steps; cuDNN's kernel ran an A14B expert at N = 32,760 in 3.34 s against 4.28 s without it (H100, benchmarks/README.md).</summary>
     public bool UsesCudnnAttention => true;
 
-    public Task<WanVideo> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, CancellationToken ct)
+    public Task<WanGeneration> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, StepStateStore? states, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Model != Card.Id) throw new WanJobException("model", $"the job is for '{spec.Model}', this worker serves '{Card.Id}'");
-        return Task.Run(() => Pipeline.Generate(spec, Planner.Model, onStep, ct), ct);
+        return Task.Run(() => Pipeline.Generate(spec, Planner.Model, onStep, states, ct), ct);
     }
 
     public ValueTask DisposeAsync()

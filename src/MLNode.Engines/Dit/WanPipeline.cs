@@ -1,7 +1,9 @@
 using System.Diagnostics;
 using MLNode.Engines.Dit.Sampling;
 using MLNode.Engines.Dit.Text;
+using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Vae;
+using MLNode.Protocol.Diffusion;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Diffusion;
 using static TorchSharp.torch;
@@ -21,6 +23,9 @@ public sealed record WanVideo(byte[] Frames, int FrameCount, int Height, int Wid
 
     public int FrameBytes => Height * Width * Channels;
 }
+
+/// <summary>A job's canonical frames and the commitment to the trajectory that made them.</summary>
+public sealed record WanGeneration(WanVideo Video, TrajectoryCommitment Trajectory);
 
 /// <summary>
 /// Wan2.2 text-to-video: the prompt and the negative prompt through umT5, the seed's portable noise (<see cref="LatentNoise"/>),
@@ -45,18 +50,20 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
         return LatentNoise.Randn(model.LatentShape(spec.NumFrames, spec.Height, spec.Width), spec.Seed, device);
     }
 
-    public WanVideo Generate(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the job and commits to its trajectory: every step's record (hash of x̃_k ‖ m_k, sketches of x̃_k and v_k) and
+    /// the final latent, with the states a challenge replays written to <paramref name="states"/> when given.
+    /// </summary>
+    public WanGeneration Generate(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, StepStateStore? states, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var contexts = stack([
-            Text.Encode(spec.Prompt, cancellationToken: cancellationToken).to(Device),
-            Text.Encode(spec.NegativePrompt, cancellationToken: cancellationToken).to(Device),
-        ]);
-        var guidance = WanExpertGuidance.FromBoundaryRatio(spec.BoundaryRatio, spec.GuidanceScaleHighNoise, spec.GuidanceScaleLowNoise);
-        using var sampler = new FlowUniPcSampler(FlowSigmaSchedule.Create(spec.NumInferenceSteps, spec.FlowShift, spec.Grid));
+        var contexts = Contexts(spec, cancellationToken);
+        var guidance = Guidance(spec);
+        using var sampler = new FlowUniPcSampler(Schedule(spec));
         var latent = InitialNoise(spec, model, Device);
+        var trajectory = new TrajectoryRecorder(spec.JobId, latent.shape, JlSketch.Default, states);
 
         var clock = Stopwatch.StartNew();
         for (var step = 1; !sampler.IsFinished; step++)
@@ -65,18 +72,51 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
             using var stepScope = NewDisposeScope();
             var timestep = sampler.Timestep;
             var expert = guidance.Expert(timestep);
-            var dit = expert == WanRouting.HighNoiseExpert ? HighNoiseExpert : LowNoiseExpert;
-            var branches = dit.Forward(stack([latent, latent]), tensor(new long[] { timestep, timestep }, device: Device), contexts, cancellationToken);
-            var velocity = guidance.Guide(branches[0], branches[1], timestep);
-            latent = sampler.Step(velocity, latent).MoveToOuterDisposeScope();
+            var velocity = Velocity(latent, timestep, guidance, contexts, cancellationToken);
+            // Step replaces the sampler's last sample; the record needs the one this step starts from.
+            var lastSample = sampler.LastSample?.clone();
+            var next = sampler.Step(velocity, latent);
+            trajectory.Record(new TrajectoryStep(step - 1, timestep, expert, guidance.Guidance(timestep), latent, lastSample, velocity, sampler.PreviousX0Prediction!));
+            latent = next.MoveToOuterDisposeScope();
             var elapsed = clock.Elapsed;
             onStep?.Invoke(new WanStepProgress(step, sampler.Schedule.Steps, timestep, expert, elapsed, elapsed / step * (sampler.Schedule.Steps - step)));
         }
+        var commitment = trajectory.Finish(latent);
 
         cancellationToken.ThrowIfCancellationRequested();
         var video = Vae.Decode(latent, cancellationToken);
         // [3, F, H, W] → [F, H, W, 3]: frames of interleaved RGB, as encoders and image files take them.
         var frames = VideoQuantizer.ToUInt8(video).permute(1, 2, 3, 0).contiguous().cpu();
-        return new WanVideo(frames.bytes.ToArray(), (int)frames.shape[0], (int)frames.shape[1], (int)frames.shape[2]);
+        return new WanGeneration(new WanVideo(frames.bytes.ToArray(), (int)frames.shape[0], (int)frames.shape[1], (int)frames.shape[2]), commitment);
+    }
+
+    /// <summary>The job's sampler grid: its steps and shift on the grid its solver names.</summary>
+    public static FlowSigmaSchedule Schedule(WanJobSpec spec) => FlowSigmaSchedule.Create(spec.NumInferenceSteps, spec.FlowShift, spec.Grid);
+
+    /// <summary>The job's split of steps between the experts and their guidance scales.</summary>
+    public static WanExpertGuidance Guidance(WanJobSpec spec) =>
+        WanExpertGuidance.FromBoundaryRatio(spec.BoundaryRatio, spec.GuidanceScaleHighNoise, spec.GuidanceScaleLowNoise);
+
+    /// <summary>The umT5 encodings of the prompt and the negative prompt, stacked [2, L, D] on the device.</summary>
+    public Tensor Contexts(WanJobSpec spec, CancellationToken cancellationToken)
+    {
+        using var scope = NewDisposeScope();
+        return stack([
+            Text.Encode(spec.Prompt, cancellationToken: cancellationToken).to(Device),
+            Text.Encode(spec.NegativePrompt, cancellationToken: cancellationToken).to(Device),
+        ]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The guided velocity v at <paramref name="latent"/>: one batched forward of [conditional, unconditional] through the
+    /// timestep's expert, combined by its guidance scale. The executor's step and a validator's replay of it share this.
+    /// </summary>
+    public Tensor Velocity(Tensor latent, int timestep, WanExpertGuidance guidance, Tensor contexts, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(guidance);
+        using var scope = NewDisposeScope();
+        var dit = guidance.Expert(timestep) == WanRouting.HighNoiseExpert ? HighNoiseExpert : LowNoiseExpert;
+        var branches = dit.Forward(stack([latent, latent]), tensor(new long[] { timestep, timestep }, device: Device), contexts, cancellationToken);
+        return guidance.Guide(branches[0], branches[1], timestep).MoveToOuterDisposeScope();
     }
 }

@@ -76,6 +76,18 @@ public static class PhiloxNoise
         }
     }
 
+    /// <summary>
+    /// How far one draw of <paramref name="count"/> elements advances the generator's philox offset: PyTorch adds
+    /// ((N − 1) / (4·T) + 1)·4 (T = 256·G threads), one curand4 call per loop iteration of its busiest thread. Successive
+    /// draws of one generator are the streams at offsets 0, a, 2a, … for a = this.
+    /// </summary>
+    public static ulong OffsetAdvance(long count)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        var threads = (long)Blocks(count) * ThreadsPerBlock;
+        return (ulong)((count - 1) / (ValuesPerDraw * threads) + 1) * ValuesPerDraw;
+    }
+
     public static float[] Generate(ulong seed, int count, ulong offset = 0)
     {
         var values = new float[count];

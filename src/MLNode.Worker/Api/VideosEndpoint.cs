@@ -13,7 +13,8 @@ namespace MLNode.Worker.Api;
 /// <summary>
 /// vLLM-Omni's video API over the loaded text-to-video model: <c>POST /v1/videos</c> queues a job and answers
 /// <c>{id, status: queued}</c>; <c>GET /v1/videos/{id}</c> gives its status, progress (step k of S, ETA), the job spec
-/// with every default filled in, its job id (SHA-256 of the canonical spec), its price and, when done, its hashes;
+/// with every default filled in, its job id (SHA-256 of the canonical spec), its price and, when done, its hashes and
+/// trajectory commitment's root (the commitment and step challenges: <see cref="VideoVerificationEndpoint"/>);
 /// <c>/content</c> serves the MP4 or the lossless format asked for; DELETE cancels and removes it;
 /// <c>POST /v1/videos/sync</c> runs a job and answers its content.
 /// </summary>
@@ -81,10 +82,10 @@ public static class VideosEndpoint
         return Results.File(job.ContentPath, VideoJob.MediaType(job.Format), $"{id}-{name}");
     }
 
-    private static IResult NotFound(string id) =>
+    internal static IResult NotFound(string id) =>
         ChatCompletionsEndpoint.OpenAiFailure(StatusCodes.Status404NotFound, "NotFoundError", $"Video `{id}` does not exist.", "id");
 
-    private static string Status(VideoJobStatus status) => status switch
+    internal static string Status(VideoJobStatus status) => status switch
     {
         VideoJobStatus.Queued => "queued",
         VideoJobStatus.InProgress => "in_progress",
@@ -123,6 +124,14 @@ public static class VideosEndpoint
                 flops_per_forward = job.Cost.FlopsPerForward,
             },
             hashes = job.Hashes is { } h ? new { frames_sha256 = h.FramesSha256, mp4_sha256 = h.Mp4Sha256, phash = h.PHashes, dhash = h.DHashes } : null,
+            trajectory = job.Trajectory is { } t
+                ? new
+                {
+                    merkle_root = Convert.ToHexStringLower(t.MerkleRoot),
+                    h_final = Convert.ToHexStringLower(t.FinalHash),
+                    challenge_window_ends_at = job.ChallengeDeadline?.ToUnixTimeSeconds(),
+                }
+                : null,
             error = job.Error is null ? null : new { message = job.Error },
         };
     }

@@ -83,11 +83,12 @@ public static class WorkerApp
             sp.GetRequiredService<IOptions<AudioDecodingOptions>>().Value, sp.GetRequiredService<ILogger<CanonicalAudioDecoder>>()));
         builder.Services.AddSingleton<SpeechMetrics>();
         builder.Services.AddOptions<VideoOptions>().BindConfiguration(VideoOptions.Section)
-            .Validate(o => o.IsValid, "Video settings: MaxFrames, MaxPixels, MaxSteps and MaxQueuedJobs must be positive, OutputDir and FFmpegPath set")
+            .Validate(o => o.IsValid, "Video settings: MaxFrames, MaxPixels, MaxSteps, MaxQueuedJobs, ChallengeWindow, ChallengeSweepInterval and ChallengeSteps must be positive, OutputDir and FFmpegPath set")
             .ValidateOnStart();
         builder.Services.AddSingleton<VideoMetrics>();
         builder.Services.AddSingleton<VideoJobQueue>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<VideoJobQueue>());
+        builder.Services.AddHostedService<StepStateSweeper>();
         builder.Services.AddSingleton<NodeController>();
         builder.AddPoc();
         builder.Services.AddHostedService(sp => new StartupLoader(
@@ -108,6 +109,7 @@ public static class WorkerApp
         app.MapChatCompletions();
         app.MapAudioTranscriptions();
         app.MapVideos();
+        app.MapVideoVerification();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         return app;

@@ -1,5 +1,7 @@
 using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Output;
+using MLNode.Engines.Dit.Trajectory;
+using MLNode.Protocol.Diffusion;
 
 namespace MLNode.Worker.Video;
 
@@ -31,6 +33,15 @@ public sealed class VideoJob(string id, WanJobSpec spec, WanJobCost cost, VideoF
 
     /// <summary>The file the content endpoint serves, once completed.</summary>
     public string? ContentPath { get; set; }
+
+    /// <summary>The commitment to the job's denoising trajectory, once completed.</summary>
+    public TrajectoryCommitment? Trajectory { get; set; }
+
+    /// <summary>The job's sampler states, from its start until its challenge window is swept (then null).</summary>
+    public StepStateStore? StepStates { get; set; }
+
+    /// <summary>When the challenge window closes: the job's completion plus <see cref="VideoOptions.ChallengeWindow"/>.</summary>
+    public DateTimeOffset? ChallengeDeadline { get; set; }
 
     /// <summary>Completes when the job has reached a final state.</summary>
     public Task Finished => _finished.Task;

@@ -3,6 +3,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Output;
+using MLNode.Engines.Dit.Trajectory;
 using MLNode.Worker.Node;
 
 namespace MLNode.Worker.Video;
@@ -11,11 +12,13 @@ namespace MLNode.Worker.Video;
 /// Runs text-to-video jobs one at a time on the loaded model, in the order they came. A job that fails is marked failed
 /// and the queue goes on; a cancelled job (DELETE) stops between denoising steps. Each finished job's outputs stay in
 /// its own folder under <see cref="VideoOptions.OutputDir"/>: <c>frames.rgb</c> (the canonical frames), the requested
-/// format's file, and <c>job.json</c> (the spec).
+/// format's file, and <c>job.json</c> (the spec); its sampler states (<see cref="StepStatesFolder"/>) stay there for
+/// the challenge window only.
 /// </summary>
 public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> options, VideoMetrics metrics, ILogger<VideoJobQueue> logger) : BackgroundService
 {
     public const string FramesFile = "frames.rgb";
+    public const string StepStatesFolder = "steps";
 
     private readonly Channel<VideoJob> _waiting = Channel.CreateUnbounded<VideoJob>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, VideoJob> _jobs = new(StringComparer.Ordinal);
@@ -55,6 +58,31 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
         return true;
     }
 
+    /// <summary>
+    /// Deletes the job's sampler states, keeping its output, and logs what they took; a deletion the file system refuses
+    /// is logged and left for the next sweep.
+    /// </summary>
+    public void DeleteStepStates(VideoJob job, string why)
+    {
+        if (job.StepStates is not { } states) return;
+        try
+        {
+            var bytes = new DirectoryInfo(states.Folder).EnumerateFiles().Sum(f => f.Length);
+            Directory.Delete(states.Folder, recursive: true);
+            logger.LogInformation("Video job {Id}: deleted its sampler states ({MiB:F1} MiB): {Why}", job.Id, bytes / 1048576.0, why);
+        }
+        catch (DirectoryNotFoundException)
+        {
+            // DELETE removed the whole job folder first, or the job failed before its first step.
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            logger.LogWarning(e, "Video job {Id}: could not delete its sampler states in {Folder}", job.Id, states.Folder);
+            return;
+        }
+        job.StepStates = null;
+    }
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         await foreach (var job in _waiting.Reader.ReadAllAsync(stoppingToken))
@@ -75,6 +103,7 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
             catch (Exception e)
             {
                 logger.LogError(e, "Video job {Id} ({JobId}) failed", job.Id, job.JobId);
+                DeleteStepStates(job, "the job failed");
                 Finish(job, VideoJobStatus.Failed, e is WanJobException ? e.Message : $"{e.GetType().Name}: {e.Message}");
             }
         }
@@ -86,17 +115,19 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
         job.Status = VideoJobStatus.InProgress;
         logger.LogInformation("Video job {Id} ({JobId}): {Width}×{Height}, {Frames} frames, {Steps} steps, {Cost:E3} FLOP",
             job.Id, job.JobId, job.Spec.Width, job.Spec.Height, job.Spec.NumFrames, job.Spec.NumInferenceSteps, job.Cost.CostUnits);
+        var folder = Directory.CreateDirectory(Folder(job)).FullName;
+        var states = job.StepStates = new StepStateStore(Path.Combine(folder, StepStatesFolder));
         var last = TimeSpan.Zero;
-        var video = await executor.GenerateAsync(job.Spec, progress =>
+        var generation = await executor.GenerateAsync(job.Spec, progress =>
         {
             metrics.Step(progress.Elapsed - last);
             logger.LogInformation("Video job {Id}: step {Step}/{Steps} (t = {Timestep}, expert {Expert}) in {Seconds:F2} s, about {Remaining:F0} s left",
                 job.Id, progress.Step, progress.Steps, progress.Timestep, progress.Expert, (progress.Elapsed - last).TotalSeconds, progress.Remaining.TotalSeconds);
             last = progress.Elapsed;
             job.Progress = progress;
-        }, ct);
+        }, states, ct);
 
-        var folder = Directory.CreateDirectory(Folder(job)).FullName;
+        var video = generation.Video;
         await File.WriteAllBytesAsync(Path.Combine(folder, FramesFile), video.Frames, ct);
         await File.WriteAllBytesAsync(Path.Combine(folder, "job.json"), job.Spec.CanonicalJson(), ct);
         byte[]? mp4 = null;
@@ -116,6 +147,10 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
                 break;
         }
         job.Hashes = VideoHashes.Of(video, mp4);
+        job.Trajectory = generation.Trajectory;
+        job.ChallengeDeadline = DateTimeOffset.UtcNow + _options.ChallengeWindow;
+        logger.LogInformation("Video job {Id}: trajectory root {Root}; sampler states of {Steps} steps, {MiB:F1} MiB, kept until {Deadline:u}",
+            job.Id, Convert.ToHexStringLower(generation.Trajectory.MerkleRoot), generation.Trajectory.Steps, states.BytesWritten / 1048576.0, job.ChallengeDeadline);
     }
 
     private void Finish(VideoJob job, VideoJobStatus status, string? error = null)

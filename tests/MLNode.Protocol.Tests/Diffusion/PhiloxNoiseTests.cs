@@ -60,6 +60,27 @@ public class PhiloxNoiseTests
             Assert.Equal(PhiloxNoise.At(42, 8 * threads, 4 * threads + j), PhiloxNoise.At(42, 4 * threads, j, offset: 4));
     }
 
+    // PyTorch's increment per draw, ((N − 1)/(4·256·G) + 1)·4: one curand4 per loop iteration of the busiest thread.
+    [Theory]
+    [InlineData(1L, 4UL)]
+    [InlineData(1_000L, 4UL)]
+    [InlineData(4 * 270_336L, 4UL)]
+    [InlineData(4 * 270_336L + 1, 8UL)]
+    [InlineData(2_096_640L, 8UL)]
+    [InlineData(4_838_400L, 20UL)]
+    public void OffsetAdvance_IsPyTorchsIncrementPerDraw(long count, ulong advance) =>
+        Assert.Equal(advance, PhiloxNoise.OffsetAdvance(count));
+
+    // The second 8T-element draw of a generator continues where the first stopped: it is the second half of one 16T draw.
+    [Fact]
+    public void OffsetAdvance_MakesTheNextDrawContinueTheStream()
+    {
+        const long threads = PhiloxNoise.VirtualBlocks * PhiloxNoise.ThreadsPerBlock;
+        var advance = PhiloxNoise.OffsetAdvance(8 * threads);
+        foreach (var j in new long[] { 0, 5, threads + 3, 4 * threads + 1, 8 * threads - 1 })
+            Assert.Equal(PhiloxNoise.At(9, 16 * threads, 8 * threads + j), PhiloxNoise.At(9, 8 * threads, j, offset: advance));
+    }
+
     [Fact]
     public void Offset_ThatIsNotAWholeDrawIsRefused()
     {

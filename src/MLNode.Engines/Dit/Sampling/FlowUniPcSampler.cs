@@ -25,8 +25,6 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
 
     // m_{k−2}, m_{k−1} before a step's shift; m_{k−1}, m_k after it (model_outputs of the reference).
     private readonly Tensor?[] _x0Predictions = new Tensor?[SolverOrder];
-    private int _lowerOrderSteps;
-    private int _lastOrder;
 
     public FlowSigmaSchedule Schedule { get; } = schedule ?? throw new ArgumentNullException(nameof(schedule));
 
@@ -40,6 +38,49 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
 
     /// <summary>The corrected latent x_{k−1} the last predictor started from (the reference's <c>last_sample</c>).</summary>
     public Tensor? LastSample { get; private set; }
+
+    /// <summary>m_{k−1}, the x0 prediction of the step before the current one (after a step: that step's m).</summary>
+    public Tensor? PreviousX0Prediction => _x0Predictions[1];
+
+    /// <summary>m_{k−2}, the x0 prediction two steps before the current one.</summary>
+    public Tensor? SecondPreviousX0Prediction => _x0Predictions[0];
+
+    /// <summary>
+    /// A sampler at step <paramref name="step"/> in the state an uninterrupted run has there: x_{k−1}
+    /// (<paramref name="lastSample"/>), m_{k−1} and m_{k−2}; step 0 takes none of them, step 1 no m_{k−2}. Its next
+    /// <see cref="Step"/> gives the run's bits, since the solver's order at each step is a function of the step alone.
+    /// The tensors are copied; the caller keeps its own.
+    /// </summary>
+    public static FlowUniPcSampler Resume(FlowSigmaSchedule schedule, int step, Tensor? lastSample, Tensor? previousX0, Tensor? secondPreviousX0)
+    {
+        ArgumentNullException.ThrowIfNull(schedule);
+        ArgumentOutOfRangeException.ThrowIfNegative(step);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(step, schedule.Steps);
+        if (step >= 1 && (lastSample is null || previousX0 is null))
+            throw new ArgumentException($"step {step} resumes from the last sample x_{{k−1}} and m_{{k−1}}");
+        if (step >= 2 && secondPreviousX0 is null)
+            throw new ArgumentException($"step {step} resumes from m_{{k−2}} as well");
+        var sampler = new FlowUniPcSampler(schedule) { StepIndex = step };
+        if (step == 0) return sampler;
+        sampler.LastSample = lastSample!.clone().DetachFromDisposeScope();
+        sampler._x0Predictions[1] = previousX0!.clone().DetachFromDisposeScope();
+        if (step >= 2) sampler._x0Predictions[0] = secondPreviousX0!.clone().DetachFromDisposeScope();
+        return sampler;
+    }
+
+    /// <summary>The x0 prediction m = x̃ − σ·v of a (guided) velocity at a sample, the first op of every step.</summary>
+    public static Tensor PredictX0(Tensor sample, Tensor velocity, float sigma) => sample - velocity * sigma;
+
+    /// <summary>
+    /// x̃_k as the previous step's predictor made it from <see cref="LastSample"/>, m_{k−1} and m_{k−2}: a resumed state
+    /// is the run's own only if this gives the sample it resumes at (from step 1 on).
+    /// </summary>
+    public Tensor RepeatLastPrediction()
+    {
+        if (StepIndex == 0 || LastSample is null) throw new InvalidOperationException("step 0 has no previous prediction");
+        using var scope = NewDisposeScope();
+        return Predictor(LastSample, Order(StepIndex - 1), StepIndex - 1).MoveToOuterDisposeScope();
+    }
 
     /// <summary>
     /// One sampling step: <paramref name="velocity"/> is the model's (guided) flow prediction at <paramref name="sample"/>,
@@ -55,20 +96,17 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
 
         using var scope = NewDisposeScope();
         var k = StepIndex;
-        var x0 = sample - velocity * Sigma(k);
-        var x = LastSample is null ? sample.clone() : Corrector(x0, LastSample, _lastOrder, k);
+        var x0 = PredictX0(sample, velocity, Sigma(k));
+        var x = LastSample is null ? sample.clone() : Corrector(x0, LastSample, Order(k - 1), k);
 
         _x0Predictions[0]?.Dispose();
         _x0Predictions[0] = _x0Predictions[1];
         _x0Predictions[1] = x0.DetachFromDisposeScope();
 
-        var order = Math.Min(Math.Min(SolverOrder, Schedule.Steps - k), _lowerOrderSteps + 1);
         LastSample?.Dispose();
         LastSample = x.DetachFromDisposeScope();
-        var next = Predictor(x, order, k);
+        var next = Predictor(x, Order(k), k);
 
-        _lastOrder = order;
-        _lowerOrderSteps = Math.Min(_lowerOrderSteps + 1, SolverOrder);
         StepIndex++;
         return next.MoveToOuterDisposeScope();
     }
@@ -116,6 +154,12 @@ public sealed class FlowUniPcSampler(FlowSigmaSchedule schedule) : IDisposable
     }
 
     private float Sigma(int index) => Schedule.Sigmas[index];
+
+    /// <summary>
+    /// The order step <paramref name="step"/> runs at: min(2, S − k) with <c>lower_order_final</c>, and at most one more
+    /// than the steps already run (the reference's <c>lower_order_nums</c>, which is min(k, 2) at step k).
+    /// </summary>
+    private int Order(int step) => Math.Min(Math.Min(SolverOrder, Schedule.Steps - step), Math.Min(step, SolverOrder) + 1);
 
     /// <summary>
     /// The float32 coefficients of a UniP or UniC update from σ_s to σ_t that both share: α_t, λ_s, h = λ_t − λ_s,
