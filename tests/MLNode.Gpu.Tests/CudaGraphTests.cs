@@ -24,8 +24,14 @@ public class CudaGraphTests
         {
             input.copy_(randn(8, 512, generator: new Generator(seed)).to(ScalarType.BFloat16).to(cuda));
             graph.Replay();
+            var first = output.clone();
+            graph.Replay();
+            Assert.True(first.equal(output).item<bool>(), $"two replays on input {seed} differ");
+            // The captured GEMM ran on the graph's side stream, where cuBLAS may pick another algorithm (its workspace
+            // is per stream) than on the default stream: equal up to bf16 rounding, not bit for bit.
             var eager = Ops();
-            Assert.True(eager.equal(output).item<bool>(), $"replay {seed} differs from the eager ops");
+            var worst = (eager - output).abs().max().item<float>();
+            Assert.True(worst <= 1e-3f * eager.abs().max().item<float>(), $"replay {seed} differs from the eager ops by {worst}");
         }
     }
 
