@@ -31,6 +31,7 @@ public sealed class LlmGenerator : IAsyncDisposable
 {
     private readonly QwenForCausalLM _model;
     private readonly KvCache _cache;
+    private readonly LlmDecodeStep _decode;
     private readonly int _maxBatch;
     private readonly int _prefillTokens;
     private readonly ILogger _logger;
@@ -51,6 +52,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     public LlmGenerator(QwenForCausalLM model, KvCache cache, int maxBatch, ILogger logger, int prefillTokens = DefaultPrefillTokens)
     {
         (_model, _cache, _maxBatch, _logger, _prefillTokens) = (model, cache, Math.Min(maxBatch, cache.Slots), logger, prefillTokens);
+        _decode = new LlmDecodeStep(model, cache, model.parameters().First().device, logger);
         _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
     }
 
@@ -134,11 +136,9 @@ public sealed class LlmGenerator : IAsyncDisposable
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
         using var scope = NewDisposeScope();
-        var device = Device;
-        var ids = tensor(batch.Select(s => (long)s.Tokens[^1]).ToArray(), device: device);
+        var ids = batch.Select(s => (long)s.Tokens[^1]).ToArray();
         var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
-        var step = new DecodeStep(_cache, tensor(batch.Select(s => (long)s.Slot).ToArray(), device: device), tensor(positions, device: device), positions.Max() + 1);
-        EmitAll(batch, _model.Decode(ids, step));
+        EmitAll(batch, _decode.Logits(ids, batch.Select(s => (long)s.Slot).ToArray(), positions));
     }
 
     /// <summary>Runs one forward for <paramref name="batch"/>; on failure fails those sequences (not the loop) and frees their slots.</summary>
@@ -201,6 +201,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await _loop;
+        _decode.Dispose();
         _cache.Dispose();
     }
 

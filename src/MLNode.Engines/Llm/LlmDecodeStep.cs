@@ -1,0 +1,87 @@
+using System.Numerics;
+using Microsoft.Extensions.Logging;
+using MLNode.Engines.Layers;
+using MLNode.Runtime.Native;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Llm;
+
+/// <summary>
+/// One decode step of a batch of sequences, one new token each, to float32 logits [B, V]. A dense model's step is
+/// ~480 libtorch ops at ~25 µs of host time each from .NET, several times the GPU's time for it, so on a CUDA device
+/// with the native library the step replays a CUDA graph captured per (batch, key span) bucket: the batch padded to a
+/// power of two by repeating its first row (which rewrites that row's key and value with the same numbers), the span
+/// rounded up to a power of two of at least <see cref="MinSpan"/> positions (the mask hides the rest). Mixture-of-experts
+/// models route tokens to experts with data-dependent shapes, which a graph cannot hold, and run eagerly, as everything
+/// does on the CPU.
+/// </summary>
+internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device device, ILogger logger) : IDisposable
+{
+    public const int MinSpan = 256;
+
+    private readonly Dictionary<(int Rows, long Span), Captured> _graphs = [];
+    private bool _graphed = device.type == DeviceType.CUDA && !model.Config.IsMoe && CudaGraph.IsAvailable;
+
+    public Tensor Logits(long[] ids, long[] slots, long[] positions)
+    {
+        var span = positions.Max() + 1;
+        if (!_graphed) return Eager(ids, slots, positions, span);
+        var rows = (int)BitOperations.RoundUpToPowerOf2((uint)ids.Length);
+        var bucket = Math.Min(cache.Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(span, MinSpan)));
+        var (paddedIds, paddedSlots, paddedPositions) = (tensor(Padded(ids, rows)), tensor(Padded(slots, rows)), tensor(Padded(positions, rows)));
+        if (!_graphs.TryGetValue((rows, bucket), out var graph))
+        {
+            try
+            {
+                _graphs[(rows, bucket)] = graph = Capture(paddedIds.to(device), paddedSlots.to(device), paddedPositions.to(device), bucket);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A libtorch that cannot capture some op of this model costs speed, not service: eager from now on.
+                logger.LogWarning(e, "Decode step could not be captured as a CUDA graph; decoding runs op by op");
+                _graphed = false;
+                return Eager(ids, slots, positions, span);
+            }
+        }
+        graph.Ids.copy_(paddedIds);
+        graph.Slots.copy_(paddedSlots);
+        graph.Positions.copy_(paddedPositions);
+        graph.Graph.Replay();
+        // The graph rewrites its output at the next replay; the caller keeps these logits past it.
+        return graph.Logits.narrow(0, 0, ids.Length).clone();
+    }
+
+    public void Dispose()
+    {
+        foreach (var graph in _graphs.Values)
+        {
+            graph.Graph.Dispose();
+            foreach (var t in new[] { graph.Ids, graph.Slots, graph.Positions, graph.Logits }) t.Dispose();
+        }
+        _graphs.Clear();
+    }
+
+    private Tensor Eager(long[] ids, long[] slots, long[] positions, long span)
+    {
+        using var scope = NewDisposeScope();
+        var step = new DecodeStep(cache, tensor(slots, device: device), tensor(positions, device: device), span);
+        return model.Decode(tensor(ids, device: device), step).MoveToOuterDisposeScope();
+    }
+
+    private static long[] Padded(long[] values, int rows) => [.. values, .. Enumerable.Repeat(values[0], rows - values.Length)];
+
+    /// <summary>
+    /// Captures the step over <paramref name="span"/> positions for the batch in <paramref name="ids"/>,
+    /// <paramref name="slots"/> and <paramref name="positions"/> (device tensors the graph keeps reading): its warm-up run
+    /// is this step's own, so the keys and values it writes are the ones the replay writes again.
+    /// </summary>
+    private Captured Capture(Tensor ids, Tensor slots, Tensor positions, long span)
+    {
+        using var scope = NewDisposeScope();
+        var graph = CudaGraph.Capture(() => model.Decode(ids, new DecodeStep(cache, slots, positions, span)), out var logits);
+        return new Captured(graph, ids.DetachFromDisposeScope(), slots.DetachFromDisposeScope(), positions.DetachFromDisposeScope(), logits.DetachFromDisposeScope());
+    }
+
+    private sealed record Captured(CudaGraph Graph, Tensor Ids, Tensor Slots, Tensor Positions, Tensor Logits);
+}
