@@ -1,4 +1,5 @@
 using MLNode.Engines.Hosting;
+using static TorchSharp.torch;
 
 namespace MLNode.Engines.Dit;
 
@@ -12,4 +13,10 @@ public interface IVideoExecutor : IModelExecutor
 
     /// <param name="onStep">called after every denoising step, on the job's thread; may be null.</param>
     Task<WanVideo> GenerateAsync(WanJobSpec spec, Action<WanStepProgress>? onStep, CancellationToken ct);
+
+    /// <summary>
+    /// The canonical frames of a final latent [C, T, h, w] (float32, any device): the VAE decode and uint8 truncation a
+    /// job ends with. T may be a prefix of a job's latent frames (the VAE is causal; see <see cref="WanPipeline.DecodeFrames"/>).
+    /// </summary>
+    Task<WanVideo> DecodeAsync(Tensor latent, CancellationToken ct);
 }

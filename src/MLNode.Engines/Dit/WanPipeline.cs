@@ -45,7 +45,16 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
         return LatentNoise.Randn(model.LatentShape(spec.NumFrames, spec.Height, spec.Width), spec.Seed, device);
     }
 
+    /// <summary>The job end to end: <see cref="Denoise"/>, then <see cref="DecodeFrames"/>.</summary>
     public WanVideo Generate(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, CancellationToken cancellationToken)
+    {
+        using var latent = Denoise(spec, model, onStep, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        return DecodeFrames(latent, cancellationToken);
+    }
+
+    /// <summary>The sampler's final latent x0 [C, T, h, w] (float32, on <see cref="Device"/>): the job before the VAE.</summary>
+    public Tensor Denoise(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         using var scope = NewDisposeScope();
@@ -72,8 +81,18 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
             var elapsed = clock.Elapsed;
             onStep?.Invoke(new WanStepProgress(step, sampler.Schedule.Steps, timestep, expert, elapsed, elapsed / step * (sampler.Schedule.Steps - step)));
         }
+        return latent.MoveToOuterDisposeScope();
+    }
 
-        cancellationToken.ThrowIfCancellationRequested();
+    /// <summary>
+    /// A final latent [C, T, h, w] (float32) as canonical frames: the VAE's decode truncated to uint8. The VAE is causal,
+    /// so the first T' latent frames alone decode to exactly the first 1 + 4(T' − 1) frames of the whole latent's video.
+    /// </summary>
+    public WanVideo DecodeFrames(Tensor latent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(latent);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var video = Vae.Decode(latent, cancellationToken);
         // [3, F, H, W] → [F, H, W, 3]: frames of interleaved RGB, as encoders and image files take them.
         var frames = VideoQuantizer.ToUInt8(video).permute(1, 2, 3, 0).contiguous().cpu();

@@ -1,8 +1,4 @@
-using System.Text.Json;
-using Microsoft.Extensions.Logging.Abstractions;
 using MLNode.Engines.Dit;
-using MLNode.Engines.Dit.Vae;
-using MLNode.Tests;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Tests.Dit;
@@ -23,14 +19,12 @@ public sealed class WanPipelineTests
     // wherever a value sits near a level boundary. A wrong step, expert, guidance or noise moves pixels by tens of levels.
     private const int LevelTolerance = 1;
 
-    private static readonly JsonElement Reference = ReadJson(Fixtures.Path("wan", "wan-tiny", "pipeline_reference.json"));
-
     [Fact]
     public void Portable_noise_is_the_references_cuda_randn()
     {
-        var spec = ReferenceSpec();
+        var spec = WanTiny.ReferenceSpec();
 
-        using var noise = WanPipeline.InitialNoise(spec, Facts(), CPU);
+        using var noise = WanPipeline.InitialNoise(spec, WanTiny.Facts(), CPU);
 
         using var expected = WanTiny.Pipeline("noise");
         Assert.Equal(expected.shape, noise.shape);
@@ -42,12 +36,11 @@ public sealed class WanPipelineTests
     [Fact]
     public void Reference_job_from_its_prompt_gives_the_reference_frames()
     {
-        var spec = ReferenceSpec();
-        var pipeline = new WanPipeline(WanTiny.TextEncoder, WanTiny.Expert(WanTiny.HighNoiseExpert, WanTiny.Numerics.Float32),
-            WanTiny.Expert(WanTiny.LowNoiseExpert, WanTiny.Numerics.Float32), Vae.Value, CPU);
+        var spec = WanTiny.ReferenceSpec();
+        var pipeline = WanTiny.CpuPipeline(WanTiny.Numerics.Float32);
         var steps = new List<WanStepProgress>();
 
-        var video = pipeline.Generate(spec, Facts(), steps.Add, TestContext.Current.CancellationToken);
+        var video = pipeline.Generate(spec, WanTiny.Facts(), steps.Add, TestContext.Current.CancellationToken);
 
         Assert.Equal([1, 2, 3, 4], steps.Select(s => s.Step));
         Assert.All(steps, s => Assert.Equal(4, s.Steps));
@@ -58,12 +51,11 @@ public sealed class WanPipelineTests
     [Fact]
     public void A_cancelled_job_stops_before_the_next_step()
     {
-        var pipeline = new WanPipeline(WanTiny.TextEncoder, WanTiny.Expert(WanTiny.HighNoiseExpert, WanTiny.Numerics.Float32),
-            WanTiny.Expert(WanTiny.LowNoiseExpert, WanTiny.Numerics.Float32), Vae.Value, CPU);
+        var pipeline = WanTiny.CpuPipeline(WanTiny.Numerics.Float32);
         using var cancel = new CancellationTokenSource();
         var seen = 0;
 
-        Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Generate(ReferenceSpec(), Facts(), _ =>
+        Assert.ThrowsAny<OperationCanceledException>(() => pipeline.Generate(WanTiny.ReferenceSpec(), WanTiny.Facts(), _ =>
         {
             seen++;
             cancel.Cancel();
@@ -82,49 +74,5 @@ public sealed class WanPipelineTests
         var differing = difference.gt(0).sum().item<long>();
         TestContext.Current.TestOutputHelper?.WriteLine($"uint8 frames: {differing} of {expected.numel()} values differ, by at most {worst}");
         Assert.True(worst <= LevelTolerance, $"max |Δ| {worst} levels > {LevelTolerance} ({differing} of {expected.numel()} differ)");
-    }
-
-    /// <summary>The reference job as a spec: its prompts, size, steps, shift, boundary, guidance and seed, the official grid.</summary>
-    private static WanJobSpec ReferenceSpec()
-    {
-        var job = Reference.GetProperty("job");
-        var planner = new WanJobPlanner(Facts(), new WanJobDefaults(), new WanJobLimits());
-        return planner.Plan(new WanJobRequest(
-            job.GetProperty("prompt").GetString()!,
-            job.GetProperty("negative_prompt").GetString(),
-            job.GetProperty("width").GetInt32(),
-            job.GetProperty("height").GetInt32(),
-            job.GetProperty("num_frames").GetInt32(),
-            job.GetProperty("fps").GetInt32(),
-            job.GetProperty("num_inference_steps").GetInt32(),
-            job.GetProperty("flow_shift").GetDouble(),
-            job.GetProperty("boundary_ratio").GetDouble(),
-            job.GetProperty("guidance_scale_high_noise").GetDouble(),
-            job.GetProperty("guidance_scale_low_noise").GetDouble(),
-            WanJobSpec.UniPcOfficial,
-            job.GetProperty("seed").GetUInt64()));
-    }
-
-    private static WanModelFacts Facts() => WanModelFacts.Of("wan-tiny", "fixture", [], "float32",
-        WanTransformerConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "transformer", "config.json")),
-        WanVaeConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "vae", "config.json")));
-
-    private static readonly Lazy<WanVaeDecoder> Vae = new(() =>
-    {
-        WanVaeDecoder? loaded = null;
-        // Loaded without the test thread's execution context, so no test's dispose scope owns the weights (see WanTiny).
-        using (ExecutionContext.SuppressFlow())
-        {
-            var loader = new Thread(() => loaded = WanVaeDecoder.Load(Fixtures.Path("wan", "wan-tiny", "vae"), CPU, NullLogger.Instance));
-            loader.Start();
-            loader.Join();
-        }
-        return loaded ?? throw new InvalidOperationException("wan-tiny's VAE did not load");
-    });
-
-    private static JsonElement ReadJson(string path)
-    {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
-        return document.RootElement.Clone();
     }
 }

@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using System.Text.Json;
 using MLNode.Engines.Dit;
+using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Dit.Text;
 using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
@@ -9,7 +11,8 @@ using static TorchSharp.torch;
 namespace MLNode.Engines.Tests.Dit;
 
 /// <summary>
-/// wan-tiny's experts and text encoder, loaded once per variant, and its reference tensors.
+/// wan-tiny's experts, text encoder and VAE, loaded once per variant, its reference tensors, and pipeline_reference.json's
+/// job as a spec.
 /// <para>
 /// The references ran on a GPU, where PyTorch lets cuDNN run convolutions in TF32 by default
 /// (<c>torch.backends.cudnn.allow_tf32 = True</c>): the patch embedding's Conv3d saw its latent and weight rounded to
@@ -26,6 +29,8 @@ public static class WanTiny
     private static readonly Lock Gate = new();
     private static readonly Lazy<WanTextEncoder> Text = new(() => OnOwnThread(
         () => WanTextEncoder.Load(Fixtures.Path("wan", "wan-tiny"), CPU, ScalarType.Float32, NullLogger.Instance), "text encoder"));
+    private static readonly Lazy<WanVaeDecoder> VaeDecoder = new(() => OnOwnThread(
+        () => WanVaeDecoder.Load(Fixtures.Path("wan", "wan-tiny", "vae"), CPU, NullLogger.Instance), "VAE"));
 
     public enum Numerics
     {
@@ -40,6 +45,39 @@ public static class WanTiny
     }
 
     public static WanTextEncoder TextEncoder => Text.Value;
+
+    public static WanVaeDecoder Vae => VaeDecoder.Value;
+
+    /// <summary>The pipeline on the CPU with both experts in <paramref name="numerics"/>.</summary>
+    public static WanPipeline CpuPipeline(Numerics numerics) =>
+        new(TextEncoder, Expert(HighNoiseExpert, numerics), Expert(LowNoiseExpert, numerics), Vae, CPU);
+
+    /// <summary>wan-tiny as a served model: its config's latent and patch facts, run in float32.</summary>
+    public static WanModelFacts Facts() => WanModelFacts.Of("wan-tiny", "fixture", [], "float32",
+        WanTransformerConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "transformer", "config.json")),
+        WanVaeConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "vae", "config.json")));
+
+    /// <summary>pipeline_reference.json's job as a spec: its prompts, size, steps, shift, boundary, guidance and seed, the official grid.</summary>
+    public static WanJobSpec ReferenceSpec()
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(Fixtures.Path("wan", "wan-tiny", "pipeline_reference.json")));
+        var job = document.RootElement.GetProperty("job");
+        var planner = new WanJobPlanner(Facts(), new WanJobDefaults(), new WanJobLimits());
+        return planner.Plan(new WanJobRequest(
+            job.GetProperty("prompt").GetString()!,
+            job.GetProperty("negative_prompt").GetString(),
+            job.GetProperty("width").GetInt32(),
+            job.GetProperty("height").GetInt32(),
+            job.GetProperty("num_frames").GetInt32(),
+            job.GetProperty("fps").GetInt32(),
+            job.GetProperty("num_inference_steps").GetInt32(),
+            job.GetProperty("flow_shift").GetDouble(),
+            job.GetProperty("boundary_ratio").GetDouble(),
+            job.GetProperty("guidance_scale_high_noise").GetDouble(),
+            job.GetProperty("guidance_scale_low_noise").GetDouble(),
+            WanJobSpec.UniPcOfficial,
+            job.GetProperty("seed").GetUInt64()));
+    }
 
     public static WanTransformer3DModel Expert(string expert, Numerics numerics)
     {
@@ -91,7 +129,7 @@ public static class WanTiny
     /// Runs <paramref name="load"/> on a new thread without the caller's execution context: TorchSharp would otherwise
     /// register the weights in whatever dispose scope the calling test thread has open (see TinyModels).
     /// </summary>
-    private static T OnOwnThread<T>(Func<T> load, string what) where T : class
+    public static T OnOwnThread<T>(Func<T> load, string what) where T : class
     {
         T? loaded = null;
         Exception? failure = null;
