@@ -14,9 +14,7 @@ namespace MLNode.Worker.Tests;
 /// </summary>
 public sealed class VideosApiTests : IAsyncLifetime
 {
-    private const string ModelId = "wan-tiny";
-
-    // The worker runs the reference job in true float32 where the reference's GPU convolutions ran in TF32: frames
+        // The worker runs the reference job in true float32 where the reference's GPU convolutions ran in TF32: frames
     // truncated to uint8 then differ by one level where a value sits near a level boundary (WanPipelineTests).
     private const int LevelTolerance = 1;
 
@@ -24,25 +22,19 @@ public sealed class VideosApiTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public async ValueTask InitializeAsync()
-    {
-        _server = await WorkerServer.StartAsync(Registry, extraArgs: ["--Video:OutputDir", Path.Combine(Path.GetTempPath(), $"mlnode-videos-{Guid.NewGuid():N}"), "--Video:MaxSteps", "60"]);
-        var (status, body) = await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
-        Assert.True(status == HttpStatusCode.OK, $"inference/up: {status} {body}");
-        await WaitForModelAsync();
-    }
+    public async ValueTask InitializeAsync() => _server = await WanTinyWorker.StartAsync("--Video:MaxSteps", "60");
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
     [Fact]
     public async Task Reference_job_through_the_api_gives_the_reference_frames()
     {
-        var (status, created) = await Post("/v1/videos", ReferenceJob("frames"));
+        var (status, created) = await Post("/v1/videos", WanTinyWorker.ReferenceJob("frames"));
         Assert.True(status == HttpStatusCode.OK, created?.ToJsonString());
         Assert.Equal("queued", created!["status"]!.GetValue<string>());
         var id = created["id"]!.GetValue<string>();
 
-        var done = await WaitAsync(id, "completed");
+        var done = await WanTinyWorker.WaitAsync(_server, id, "completed");
 
         using var response = await _server.Inference.GetAsync($"/v1/videos/{id}/content", Ct);
         var frames = await response.Content.ReadAsByteArrayAsync(Ct);
@@ -60,7 +52,7 @@ public sealed class VideosApiTests : IAsyncLifetime
     public async Task Sync_job_answers_an_mp4()
     {
         using var response = await _server.Inference.PostAsync("/v1/videos/sync",
-            new StringContent(ReferenceJob("mp4").ToJsonString(), System.Text.Encoding.UTF8, "application/json"), Ct);
+            new StringContent(WanTinyWorker.ReferenceJob("mp4").ToJsonString(), System.Text.Encoding.UTF8, "application/json"), Ct);
         var bytes = await response.Content.ReadAsByteArrayAsync(Ct);
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
@@ -71,7 +63,7 @@ public sealed class VideosApiTests : IAsyncLifetime
     [Fact]
     public async Task Multipart_form_fields_make_the_same_job_as_json()
     {
-        var json = ReferenceJob("frames");
+        var json = WanTinyWorker.ReferenceJob("frames");
         using var form = new MultipartFormDataContent();
         foreach (var (name, value) in json) form.Add(new StringContent(value!.ToString()), name);
         form.Add(new StringContent("{\"sample_solver\": \"unipc-official\"}"), "extra_params");
@@ -93,7 +85,7 @@ public sealed class VideosApiTests : IAsyncLifetime
     [InlineData("guidance_scal", 1)]
     public async Task Bad_fields_are_refused_naming_them(string field, int value)
     {
-        var job = ReferenceJob("frames");
+        var job = WanTinyWorker.ReferenceJob("frames");
         job[field] = value;
 
         var (status, body) = await Post("/v1/videos", job);
@@ -109,13 +101,13 @@ public sealed class VideosApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.UnprocessableEntity, malformed);
         Assert.Equal("body", malformedBody!["detail"]![0]!["loc"]![0]!.GetValue<string>());
 
-        var job = ReferenceJob("frames");
+        var job = WanTinyWorker.ReferenceJob("frames");
         job["num_frames"] = "nine";
         var (mistyped, mistypedBody) = await Post("/v1/videos", job);
         Assert.Equal(HttpStatusCode.UnprocessableEntity, mistyped);
         Assert.Equal("num_frames", mistypedBody!["detail"]![0]!["loc"]![0]!.GetValue<string>());
 
-        job = ReferenceJob("frames");
+        job = WanTinyWorker.ReferenceJob("frames");
         job["prompt"] = new string('a', 2 << 20);
         var (oversized, _) = await Post("/v1/videos", job);
         Assert.Equal(HttpStatusCode.RequestEntityTooLarge, oversized);
@@ -124,7 +116,7 @@ public sealed class VideosApiTests : IAsyncLifetime
     [Fact]
     public async Task Unknown_model_is_404_and_unknown_video_is_404()
     {
-        var job = ReferenceJob("frames");
+        var job = WanTinyWorker.ReferenceJob("frames");
         job["model"] = "Wan-AI/elsewhere";
 
         Assert.Equal(HttpStatusCode.NotFound, (await Post("/v1/videos", job)).Status);
@@ -134,19 +126,19 @@ public sealed class VideosApiTests : IAsyncLifetime
     [Fact]
     public async Task A_running_job_is_cancelled_by_delete_and_the_queue_serves_on()
     {
-        var job = ReferenceJob("frames");
+        var job = WanTinyWorker.ReferenceJob("frames");
         // A job long enough on the CPU to be caught running: 256×256, 33 frames, 60 steps.
         (job["size"], job["num_frames"], job["num_inference_steps"]) = ("256x256", 33, 60);
         var id = (await Post("/v1/videos", job)).Body!["id"]!.GetValue<string>();
-        var next = (await Post("/v1/videos", ReferenceJob("png"))).Body!["id"]!.GetValue<string>();
-        await WaitAsync(id, "in_progress");
+        var next = (await Post("/v1/videos", WanTinyWorker.ReferenceJob("png"))).Body!["id"]!.GetValue<string>();
+        await WanTinyWorker.WaitAsync(_server, id, "in_progress");
 
         var (deleted, body) = await JsonHttp.Send(_server.Inference, HttpMethod.Delete, $"/v1/videos/{id}");
 
         Assert.Equal(HttpStatusCode.OK, deleted);
         Assert.True(body!["deleted"]!.GetValue<bool>());
         Assert.Equal(HttpStatusCode.NotFound, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{id}")).Status);
-        await WaitAsync(next, "completed");
+        await WanTinyWorker.WaitAsync(_server, next, "completed");
         var (_, list) = await JsonHttp.Send(_server.Inference, HttpMethod.Get, "/v1/videos");
         Assert.Contains(list!["data"]!.AsArray(), v => v!["id"]!.GetValue<string>() == next);
         using var zip = await _server.Inference.GetAsync($"/v1/videos/{next}/content", Ct);
@@ -157,17 +149,15 @@ public sealed class VideosApiTests : IAsyncLifetime
     public async Task A_failed_job_is_reported_and_the_queue_serves_on()
     {
         await _server.DisposeAsync();
-        _server = await WorkerServer.StartAsync(Registry, extraArgs: ["--Video:FFmpegPath", "/nonexistent/ffmpeg"]);
-        await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
-        await WaitForModelAsync();
+        _server = await WanTinyWorker.StartAsync("--Video:FFmpegPath", "/nonexistent/ffmpeg");
 
-        var failed = (await Post("/v1/videos", ReferenceJob("mp4"))).Body!["id"]!.GetValue<string>();
-        var next = (await Post("/v1/videos", ReferenceJob("frames"))).Body!["id"]!.GetValue<string>();
+        var failed = (await Post("/v1/videos", WanTinyWorker.ReferenceJob("mp4"))).Body!["id"]!.GetValue<string>();
+        var next = (await Post("/v1/videos", WanTinyWorker.ReferenceJob("frames"))).Body!["id"]!.GetValue<string>();
 
-        var report = await WaitAsync(failed, "failed");
+        var report = await WanTinyWorker.WaitAsync(_server, failed, "failed");
         Assert.Contains("Video:FFmpegPath", report["error"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.Conflict, (await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{failed}/content")).Status);
-        await WaitAsync(next, "completed");
+        await WanTinyWorker.WaitAsync(_server, next, "completed");
     }
 
     [Fact]
@@ -176,7 +166,7 @@ public sealed class VideosApiTests : IAsyncLifetime
         await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/stop");
         await JsonHttp.Send(_server.Management, HttpMethod.Post, "/api/v1/inference/down");
 
-        var (status, body) = await Post("/v1/videos", ReferenceJob("frames"));
+        var (status, body) = await Post("/v1/videos", WanTinyWorker.ReferenceJob("frames"));
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, status);
         Assert.Equal("No vLLM backend available", body!["detail"]!.GetValue<string>());
@@ -184,52 +174,6 @@ public sealed class VideosApiTests : IAsyncLifetime
 
     private async Task<(HttpStatusCode Status, JsonNode? Body)> Post(string path, JsonObject job) =>
         await JsonHttp.Send(_server.Inference, HttpMethod.Post, path, job.ToJsonString());
-
-    private async Task<JsonNode> WaitAsync(string id, string state)
-    {
-        for (var i = 0; i < 1200; i++)
-        {
-            var (_, video) = await JsonHttp.Send(_server.Inference, HttpMethod.Get, $"/v1/videos/{id}");
-            var status = video!["status"]!.GetValue<string>();
-            if (status == state) return video;
-            Assert.True(status is "queued" or "in_progress", $"video {id} is {status}, waiting for {state}: {video.ToJsonString()}");
-            await Task.Delay(100, Ct);
-        }
-        throw new TimeoutException($"video {id} never reached {state}");
-    }
-
-    private async Task WaitForModelAsync()
-    {
-        for (var i = 0; i < 600; i++)
-        {
-            var (status, _) = await Post("/v1/videos", new JsonObject { ["prompt"] = "x", ["width"] = 70 });
-            if (status != HttpStatusCode.ServiceUnavailable) return;
-            await Task.Delay(100, Ct);
-        }
-        throw new TimeoutException("wan-tiny never loaded");
-    }
-
-    /// <summary>pipeline_reference.json's job as /v1/videos fields (guidance_scale is the high-noise stage's, as vLLM-Omni applies it).</summary>
-    private static JsonObject ReferenceJob(string format)
-    {
-        var job = JsonNode.Parse(File.ReadAllText(Fixtures.Path("wan", "wan-tiny", "pipeline_reference.json")))!["job"]!;
-        return new JsonObject
-        {
-            ["model"] = ModelId,
-            ["prompt"] = job["prompt"]!.GetValue<string>(),
-            ["negative_prompt"] = job["negative_prompt"]!.GetValue<string>(),
-            ["size"] = $"{job["width"]}x{job["height"]}",
-            ["num_frames"] = job["num_frames"]!.GetValue<int>(),
-            ["fps"] = job["fps"]!.GetValue<int>(),
-            ["num_inference_steps"] = job["num_inference_steps"]!.GetValue<int>(),
-            ["flow_shift"] = job["flow_shift"]!.GetValue<double>(),
-            ["boundary_ratio"] = job["boundary_ratio"]!.GetValue<double>(),
-            ["guidance_scale"] = job["guidance_scale_high_noise"]!.GetValue<double>(),
-            ["guidance_scale_2"] = job["guidance_scale_low_noise"]!.GetValue<double>(),
-            ["seed"] = job["seed"]!.GetValue<int>(),
-            ["output_format"] = format,
-        };
-    }
 
     /// <summary>Raw [F, H, W, 3] frames against the reference's [3, F, H, W] uint8 values (stored as float32).</summary>
     private static void AssertWithinOneLevel(byte[] frames)
@@ -240,28 +184,5 @@ public sealed class VideosApiTests : IAsyncLifetime
         using var difference = (ours - reference).abs();
         var worst = difference.max().item<float>();
         Assert.True(worst <= LevelTolerance, $"max |Δ| {worst} levels > {LevelTolerance} ({difference.gt(0).sum().item<long>()} values differ)");
-    }
-
-    private static string Registry(string folder)
-    {
-        var model = Fixtures.Path("wan", "wan-tiny");
-        var files = new[] { "tokenizer", "text_encoder", "transformer", "transformer_2", "vae" }
-            .SelectMany(part => Directory.GetFiles(Path.Combine(model, part)))
-            .Select(file => new JsonObject
-            {
-                ["path"] = Path.GetRelativePath(model, file).Replace('\\', '/'),
-                ["sha256"] = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(file))),
-            });
-        var entry = new JsonObject
-        {
-            ["id"] = ModelId,
-            ["path"] = model,
-            ["modality"] = "dit",
-            ["architecture"] = "wan2.2",
-            ["dtype"] = "float32",
-            ["files"] = new JsonArray([.. files]),
-            ["limits"] = new JsonObject { ["max_model_len"] = 512, ["max_batch"] = 1 },
-        };
-        return new JsonObject { ["models"] = new JsonArray(entry) }.ToJsonString();
     }
 }
