@@ -18,8 +18,10 @@ namespace MLNode.Worker.Tests;
 /// every malformed field is refused by name (422, 413), a spec this node cannot replay is a 409, and v1/v2 without a
 /// video model are a 503 while v0 still answers.
 /// </summary>
-public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJobs jobs) : IClassFixture<VideoValidationsApiTests.CompletedJobs>
+public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJobs jobs) : IClassFixture<VideoValidationsApiTests.CompletedJobs>, IDisposable
 {
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("mlnode-validation-api-");
+
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>A wan-tiny worker with the reference job completed as an MP4 and as raw frames: manifests and content.</summary>
@@ -277,9 +279,12 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
     private static string[] Fields(JsonNode? body) =>
         [.. body!["detail"]!.AsArray().Select(d => string.Join('.', d!["loc"]!.AsArray().Select(l => l!.GetValue<string>())))];
 
-    private static async Task<string> Temp(byte[] bytes)
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    /// <summary>A new file of the test's folder holding <paramref name="bytes"/>.</summary>
+    private async Task<string> Temp(byte[] bytes)
     {
-        var path = Path.Combine(Directory.CreateTempSubdirectory("mlnode-validation-api-").FullName, "file");
+        var path = Path.Combine(_folder.FullName, Guid.NewGuid().ToString("N"));
         await File.WriteAllBytesAsync(path, bytes, Ct);
         return path;
     }

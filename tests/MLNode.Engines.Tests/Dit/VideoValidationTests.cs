@@ -16,9 +16,11 @@ namespace MLNode.Engines.Tests.Dit;
 /// of latent frames) and rejects a perturbed or uncommitted one; V2 regenerates the job bit-exactly and rejects a video
 /// that is not the spec's.
 /// </summary>
-public sealed class VideoValidationTests
+public sealed class VideoValidationTests : IDisposable
 {
     private static readonly WanTinyJob Job = WanTinyJob.Reference;
+
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("mlnode-validation-test-");
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
@@ -269,7 +271,7 @@ public sealed class VideoValidationTests
         Assert.Equal("guidance_scale_high_noise", WanVideoValidator.FindReplayConflict(Job.Executor.Planner, Job.Spec with { GuidanceScaleHighNoise = -1 })?.Field);
     }
 
-    private static async Task<ValidationVerdict> V0(JsonObject manifest, byte[] file, VideoFormat format, VideoValidationOptions? options = null)
+    private async Task<ValidationVerdict> V0(JsonObject manifest, byte[] file, VideoFormat format, VideoValidationOptions? options = null)
     {
         var parsed = Parse(manifest);
         var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(file), format, parsed.Spec, Ct);
@@ -278,7 +280,7 @@ public sealed class VideoValidationTests
         return verdict;
     }
 
-    private static async Task<ValidationVerdict> V1(FinalLatent x0, string hFinal, VideoValidationOptions? options = null)
+    private async Task<ValidationVerdict> V1(FinalLatent x0, string hFinal, VideoValidationOptions? options = null)
     {
         var manifest = Parse(Manifest());
         var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(Job.Video.Frames), VideoFormat.Frames, manifest.Spec, Ct);
@@ -289,7 +291,7 @@ public sealed class VideoValidationTests
         return verdict;
     }
 
-    private static async Task<ValidationVerdict> V2(JsonObject manifestJson)
+    private async Task<ValidationVerdict> V2(JsonObject manifestJson)
     {
         var manifest = Parse(manifestJson);
         var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(Job.Video.Frames), VideoFormat.Frames, manifest.Spec, Ct);
@@ -301,7 +303,7 @@ public sealed class VideoValidationTests
     }
 
     /// <summary>A latent as an executor reveals it: a safetensors file with one tensor "x0", read back.</summary>
-    private static async Task<FinalLatent> Reveal(Tensor x0)
+    private async Task<FinalLatent> Reveal(Tensor x0)
     {
         var path = await Write([]);
         SafetensorsWriter.Write(path, [new KeyValuePair<string, Tensor>(FinalLatent.TensorName, x0)]);
@@ -338,9 +340,12 @@ public sealed class VideoValidationTests
         _ => Job.Video.Frames,
     };
 
-    private static async Task<string> Write(byte[] bytes)
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    /// <summary>A new file of the test's folder holding <paramref name="bytes"/>.</summary>
+    private async Task<string> Write(byte[] bytes)
     {
-        var path = Path.Combine(Directory.CreateTempSubdirectory("mlnode-validation-test-").FullName, "video");
+        var path = Path.Combine(_folder.FullName, Guid.NewGuid().ToString("N"));
         await File.WriteAllBytesAsync(path, bytes, Ct);
         return path;
     }
