@@ -22,8 +22,7 @@ public sealed class VideosApiTests : IAsyncLifetime
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    public async ValueTask InitializeAsync() =>
-        _server = await WanTinyWorker.StartAsync("--Video:OutputDir", Path.Combine(Path.GetTempPath(), $"mlnode-videos-{Guid.NewGuid():N}"), "--Video:MaxSteps", "60");
+    public async ValueTask InitializeAsync() => _server = await WanTinyWorker.StartAsync("--Video:MaxSteps", "60");
 
     public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 

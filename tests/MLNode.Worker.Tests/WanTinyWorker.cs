@@ -5,29 +5,33 @@ using MLNode.Tests;
 
 namespace MLNode.Worker.Tests;
 
-/// <summary>A worker serving wan-tiny from the fixture folder, and the job and the waits the video tests share.</summary>
+/// <summary>A worker serving wan-tiny from the fixture folder, and pipeline_reference.json's job as /v1/videos fields.</summary>
 public static class WanTinyWorker
 {
     public const string ModelId = "wan-tiny";
 
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    /// <summary>Starts a worker with <paramref name="extraArgs"/>, loads wan-tiny and waits until it takes jobs.</summary>
+    /// <summary>
+    /// Starts a worker with wan-tiny loaded (its outputs in a fresh folder unless <paramref name="extraArgs"/> name
+    /// Video:OutputDir, the later argument winning) and waits until it takes jobs.
+    /// </summary>
     public static async Task<WorkerServer> StartAsync(params string[] extraArgs)
     {
-        var server = await WorkerServer.StartAsync(Registry, extraArgs: extraArgs);
+        var server = await WorkerServer.StartAsync(Registry,
+            extraArgs: ["--Video:OutputDir", Path.Combine(Path.GetTempPath(), $"mlnode-videos-{Guid.NewGuid():N}"), .. extraArgs]);
         var (status, body) = await JsonHttp.Send(server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
         Assert.True(status == HttpStatusCode.OK, $"inference/up: {status} {body}");
         for (var i = 0; i < 600; i++)
         {
-            var (answer, _) = await JsonHttp.Send(server.Inference, HttpMethod.Post, "/v1/videos", new JsonObject { ["prompt"] = "x", ["width"] = 70 }.ToJsonString());
-            if (answer != HttpStatusCode.ServiceUnavailable) return server;
+            var (probe, _) = await JsonHttp.Send(server.Inference, HttpMethod.Post, "/v1/videos", new JsonObject { ["prompt"] = "x", ["width"] = 70 }.ToJsonString());
+            if (probe != HttpStatusCode.ServiceUnavailable) return server;
             await Task.Delay(100, Ct);
         }
         throw new TimeoutException("wan-tiny never loaded");
     }
 
-    /// <summary>Polls video <paramref name="id"/> until it reaches <paramref name="state"/>, failing if it ends in another.</summary>
+    /// <summary>Polls GET /v1/videos/{id} until the job is in <paramref name="state"/>; fails if it ends in another.</summary>
     public static async Task<JsonNode> WaitAsync(WorkerServer server, string id, string state)
     {
         for (var i = 0; i < 1200; i++)
@@ -63,6 +67,7 @@ public static class WanTinyWorker
         };
     }
 
+    /// <summary>A registry with wan-tiny's fixture folder and the SHA-256 of each of its files.</summary>
     private static string Registry(string folder)
     {
         var model = Fixtures.Path("wan", "wan-tiny");

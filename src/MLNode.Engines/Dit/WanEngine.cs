@@ -11,6 +11,7 @@ using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Hub;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
+using static TorchSharp.torch;
 
 namespace MLNode.Engines.Dit;
 
@@ -105,6 +106,12 @@ public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlan
         ArgumentNullException.ThrowIfNull(spec);
         if (spec.Model != Card.Id) throw new WanJobException("model", $"the job is for '{spec.Model}', this worker serves '{Card.Id}'");
         return Task.Run(() => Pipeline.Generate(spec, Planner.Model, onStep, states, ct), ct);
+    }
+
+    public Task<WanVideo> DecodeAsync(Tensor latent, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(latent);
+        return Task.Run(() => Pipeline.DecodeFrames(latent, ct), ct);
     }
 
     public ValueTask DisposeAsync()

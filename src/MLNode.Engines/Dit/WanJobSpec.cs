@@ -130,31 +130,53 @@ public sealed record WanJobSpec(
     /// <summary>SHA-256 (lowercase hex) of <see cref="CanonicalJson"/>.</summary>
     public string JobId => Convert.ToHexStringLower(SHA256.HashData(CanonicalJson()));
 
-    /// <summary>Reads a spec back from its JSON form (field order free); every field is required.</summary>
+    /// <summary>
+    /// Reads a spec back from its JSON form (field order free); every field is required and must have its JSON type,
+    /// or a <see cref="WanJobException"/> names it ("width", "weights.2.sha256").
+    /// </summary>
     public static WanJobSpec Parse(JsonElement json)
     {
-        static JsonElement Field(JsonElement json, string name) =>
-            json.TryGetProperty(name, out var value) ? value : throw new WanJobException(name, $"the job spec has no '{name}'");
+        if (json.ValueKind != JsonValueKind.Object) throw new WanJobException("", $"the job spec must be a JSON object, got {json.ValueKind}");
+        var weights = Field(json, "weights", "", JsonValueKind.Array);
         return new WanJobSpec(
-            Field(json, "model").GetString()!,
-            Field(json, "model_revision").GetString()!,
-            Field(json, "weights").EnumerateArray().Select(f => new WanWeightFile(Field(f, "path").GetString()!, Field(f, "sha256").GetString()!)).ToArray(),
-            Field(json, "prompt").GetString()!,
-            Field(json, "negative_prompt").GetString()!,
-            Field(json, "width").GetInt32(),
-            Field(json, "height").GetInt32(),
-            Field(json, "num_frames").GetInt32(),
-            Field(json, "fps").GetInt32(),
-            Field(json, "num_inference_steps").GetInt32(),
-            Field(json, "flow_shift").GetDouble(),
-            Field(json, "boundary_ratio").GetDouble(),
-            Field(json, "guidance_scale_high_noise").GetDouble(),
-            Field(json, "guidance_scale_low_noise").GetDouble(),
-            Field(json, "sample_solver").GetString()!,
-            Field(json, "seed").GetUInt64(),
-            Field(json, "noise").GetString()!,
-            Field(json, "precision").GetString()!);
+            String(json, "model"),
+            String(json, "model_revision"),
+            [.. weights.EnumerateArray().Select((file, i) => file.ValueKind == JsonValueKind.Object
+                ? new WanWeightFile(String(file, "path", $"weights.{i}."), String(file, "sha256", $"weights.{i}."))
+                : throw new WanJobException($"weights.{i}", $"weights.{i} must be an object with path and sha256"))],
+            String(json, "prompt"),
+            String(json, "negative_prompt"),
+            Int32(json, "width"),
+            Int32(json, "height"),
+            Int32(json, "num_frames"),
+            Int32(json, "fps"),
+            Int32(json, "num_inference_steps"),
+            Number(json, "flow_shift"),
+            Number(json, "boundary_ratio"),
+            Number(json, "guidance_scale_high_noise"),
+            Number(json, "guidance_scale_low_noise"),
+            String(json, "sample_solver"),
+            Field(json, "seed", "", JsonValueKind.Number).TryGetUInt64(out var seed) ? seed : throw new WanJobException("seed", "seed must be an integer in [0, 2^64)"),
+            String(json, "noise"),
+            String(json, "precision"));
     }
+
+    /// <summary>The request this spec is the plan of: a planner with the same model, defaults and limits gives this spec back.</summary>
+    public WanJobRequest ToRequest() => new(Prompt, NegativePrompt, Width, Height, NumFrames, Fps, NumInferenceSteps, FlowShift, BoundaryRatio,
+        GuidanceScaleHighNoise, GuidanceScaleLowNoise, SampleSolver, Seed);
+
+    private static JsonElement Field(JsonElement json, string name, string path, JsonValueKind kind)
+    {
+        if (!json.TryGetProperty(name, out var value)) throw new WanJobException(path + name, $"the job spec has no '{path}{name}'");
+        return value.ValueKind == kind ? value : throw new WanJobException(path + name, $"{path}{name} must be a JSON {kind.ToString().ToLowerInvariant()}, got {value.ValueKind}");
+    }
+
+    private static string String(JsonElement json, string name, string path = "") => Field(json, name, path, JsonValueKind.String).GetString()!;
+
+    private static int Int32(JsonElement json, string name) =>
+        Field(json, name, "", JsonValueKind.Number).TryGetInt32(out var value) ? value : throw new WanJobException(name, $"{name} must be a 32-bit integer");
+
+    private static double Number(JsonElement json, string name) => Field(json, name, "", JsonValueKind.Number).GetDouble();
 
     /// <summary>Doubles as their shortest round-trip text, with an integral value written as such (12 → 12, not 12.0).</summary>
     private static void WriteDouble(Utf8JsonWriter json, string name, double value)

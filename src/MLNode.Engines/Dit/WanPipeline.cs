@@ -27,6 +27,12 @@ public sealed record WanVideo(byte[] Frames, int FrameCount, int Height, int Wid
 /// <summary>A job's canonical frames and the commitment to the trajectory that made them.</summary>
 public sealed record WanGeneration(WanVideo Video, TrajectoryCommitment Trajectory);
 
+/// <summary>A job's final latent x0 [C, T, h, w] (float32, on the pipeline's device; disposed with this) and its trajectory commitment.</summary>
+public sealed record WanDenoising(Tensor FinalLatent, TrajectoryCommitment Trajectory) : IDisposable
+{
+    public void Dispose() => FinalLatent.Dispose();
+}
+
 /// <summary>
 /// Wan2.2 text-to-video: the prompt and the negative prompt through umT5, the seed's portable noise (<see cref="LatentNoise"/>),
 /// then FlowUniPC over the high-noise expert above the boundary timestep and the low-noise expert below it, each step one
@@ -51,10 +57,22 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
     }
 
     /// <summary>
-    /// Runs the job and commits to its trajectory: every step's record (hash of x̃_k ‖ m_k, sketches of x̃_k and v_k) and
-    /// the final latent, with the states a challenge replays written to <paramref name="states"/> when given.
+    /// The job end to end: <see cref="Denoise"/> with its trajectory commitment, then <see cref="DecodeFrames"/> of the
+    /// final latent.
     /// </summary>
     public WanGeneration Generate(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, StepStateStore? states, CancellationToken cancellationToken)
+    {
+        using var denoised = Denoise(spec, model, onStep, states, cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        return new WanGeneration(DecodeFrames(denoised.FinalLatent, cancellationToken), denoised.Trajectory);
+    }
+
+    /// <summary>
+    /// Runs the job's sampler to its final latent x0 and commits to its trajectory: every step's record (hash of x̃_k ‖ m_k,
+    /// sketches of x̃_k and v_k) and the final latent, with the states a challenge replays written to
+    /// <paramref name="states"/> when given.
+    /// </summary>
+    public WanDenoising Denoise(WanJobSpec spec, WanModelFacts model, Action<WanStepProgress>? onStep, StepStateStore? states, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(spec);
         using var scope = NewDisposeScope();
@@ -82,12 +100,22 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
             onStep?.Invoke(new WanStepProgress(step, sampler.Schedule.Steps, timestep, expert, elapsed, elapsed / step * (sampler.Schedule.Steps - step)));
         }
         var commitment = trajectory.Finish(latent);
+        return new WanDenoising(latent.MoveToOuterDisposeScope(), commitment);
+    }
 
-        cancellationToken.ThrowIfCancellationRequested();
+    /// <summary>
+    /// A final latent [C, T, h, w] (float32) as canonical frames: the VAE's decode truncated to uint8. The VAE is causal,
+    /// so the first T' latent frames alone decode to exactly the first 1 + 4(T' − 1) frames of the whole latent's video.
+    /// </summary>
+    public WanVideo DecodeFrames(Tensor latent, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(latent);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
         var video = Vae.Decode(latent, cancellationToken);
         // [3, F, H, W] → [F, H, W, 3]: frames of interleaved RGB, as encoders and image files take them.
         var frames = VideoQuantizer.ToUInt8(video).permute(1, 2, 3, 0).contiguous().cpu();
-        return new WanGeneration(new WanVideo(frames.bytes.ToArray(), (int)frames.shape[0], (int)frames.shape[1], (int)frames.shape[2]), commitment);
+        return new WanVideo(frames.bytes.ToArray(), (int)frames.shape[0], (int)frames.shape[1], (int)frames.shape[2]);
     }
 
     /// <summary>The job's sampler grid: its steps and shift on the grid its solver names.</summary>

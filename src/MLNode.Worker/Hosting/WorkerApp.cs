@@ -3,6 +3,7 @@ using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Asr.Qwen3Asr;
 using MLNode.Engines.Asr.Whisper;
 using MLNode.Engines.Dit;
+using MLNode.Engines.Dit.Validation;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Runtime.Gpu;
@@ -85,6 +86,9 @@ public static class WorkerApp
         builder.Services.AddOptions<VideoOptions>().BindConfiguration(VideoOptions.Section)
             .Validate(o => o.IsValid, "Video settings: MaxFrames, MaxPixels, MaxSteps, MaxQueuedJobs, ChallengeWindow, ChallengeSweepInterval and ChallengeSteps must be positive, OutputDir and FFmpegPath set")
             .ValidateOnStart();
+        builder.Services.AddOptions<VideoValidationOptions>().BindConfiguration(VideoValidationOptions.Section)
+            .Validate(o => o.Problem() is null, "VideoValidation settings: pHash bounds in 0..64, fractions in [0, 1], SSIM in [-1, 1], finite PSNR, MaxUploadBytes positive")
+            .ValidateOnStart();
         builder.Services.AddSingleton<VideoMetrics>();
         builder.Services.AddSingleton<VideoJobQueue>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<VideoJobQueue>());
@@ -110,6 +114,7 @@ public static class WorkerApp
         app.MapAudioTranscriptions();
         app.MapVideos();
         app.MapVideoVerification();
+        app.MapVideoValidations();
         app.MapMetrics("/metrics");
         app.MapMetrics("/api/v1/metrics");
         return app;

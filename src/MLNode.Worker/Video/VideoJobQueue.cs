@@ -13,7 +13,9 @@ namespace MLNode.Worker.Video;
 /// and the queue goes on; a cancelled job (DELETE) stops between denoising steps. Each finished job's outputs stay in
 /// its own folder under <see cref="VideoOptions.OutputDir"/>: <c>frames.rgb</c> (the canonical frames), the requested
 /// format's file, and <c>job.json</c> (the spec); its sampler states (<see cref="StepStatesFolder"/>) stay there for
-/// the challenge window only.
+/// the challenge window only. Other work on the model (a validator's decode, step replay or regeneration) runs through
+/// <see cref="RunOnModelAsync"/>, between jobs: the model never runs two things at once, and the queue's order and
+/// states are untouched (a job waiting for the model stays queued; DELETE still cancels it).
 /// </summary>
 public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> options, VideoMetrics metrics, ILogger<VideoJobQueue> logger) : BackgroundService
 {
@@ -23,6 +25,7 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
     private readonly Channel<VideoJob> _waiting = Channel.CreateUnbounded<VideoJob>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, VideoJob> _jobs = new(StringComparer.Ordinal);
     private readonly VideoOptions _options = options.Value;
+    private readonly SemaphoreSlim _model = new(1, 1);
     private int _queued;
 
     public IEnumerable<VideoJob> Jobs => _jobs.Values.OrderBy(j => j.CreatedAt);
@@ -41,6 +44,26 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
         metrics.Reached(VideoJobStatus.Queued);
         metrics.Waiting(_queued);
         return _waiting.Writer.TryWrite(job);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="work"/> once no job (nor other such work) is using the model, which it holds meanwhile: the
+    /// next job starts after it. False (nothing run) when by then <paramref name="executor"/> is no longer the loaded model.
+    /// </summary>
+    public async Task<bool> RunOnModelAsync(IVideoExecutor executor, Func<CancellationToken, Task> work, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        await _model.WaitAsync(ct);
+        try
+        {
+            if (!ReferenceEquals(node.Model, executor)) return false;
+            await work(ct);
+            return true;
+        }
+        finally
+        {
+            _model.Release();
+        }
     }
 
     /// <summary>Cancels the job if it has not finished, waits for it to stop, and removes it and its outputs.</summary>
@@ -111,21 +134,30 @@ public sealed class VideoJobQueue(NodeController node, IOptions<VideoOptions> op
 
     private async Task RunAsync(VideoJob job, CancellationToken ct)
     {
-        if (node.Model is not IVideoExecutor executor) throw new InvalidOperationException("no text-to-video model is loaded");
-        job.Status = VideoJobStatus.InProgress;
-        logger.LogInformation("Video job {Id} ({JobId}): {Width}×{Height}, {Frames} frames, {Steps} steps, {Cost:E3} FLOP",
-            job.Id, job.JobId, job.Spec.Width, job.Spec.Height, job.Spec.NumFrames, job.Spec.NumInferenceSteps, job.Cost.CostUnits);
         var folder = Directory.CreateDirectory(Folder(job)).FullName;
         var states = job.StepStates = new StepStateStore(Path.Combine(folder, StepStatesFolder));
-        var last = TimeSpan.Zero;
-        var generation = await executor.GenerateAsync(job.Spec, progress =>
+        WanGeneration generation;
+        await _model.WaitAsync(ct);
+        try
         {
-            metrics.Step(progress.Elapsed - last);
-            logger.LogInformation("Video job {Id}: step {Step}/{Steps} (t = {Timestep}, expert {Expert}) in {Seconds:F2} s, about {Remaining:F0} s left",
-                job.Id, progress.Step, progress.Steps, progress.Timestep, progress.Expert, (progress.Elapsed - last).TotalSeconds, progress.Remaining.TotalSeconds);
-            last = progress.Elapsed;
-            job.Progress = progress;
-        }, states, ct);
+            if (node.Model is not IVideoExecutor executor) throw new InvalidOperationException("no text-to-video model is loaded");
+            job.Status = VideoJobStatus.InProgress;
+            logger.LogInformation("Video job {Id} ({JobId}): {Width}×{Height}, {Frames} frames, {Steps} steps, {Cost:E3} FLOP",
+                job.Id, job.JobId, job.Spec.Width, job.Spec.Height, job.Spec.NumFrames, job.Spec.NumInferenceSteps, job.Cost.CostUnits);
+            var last = TimeSpan.Zero;
+            generation = await executor.GenerateAsync(job.Spec, progress =>
+            {
+                metrics.Step(progress.Elapsed - last);
+                logger.LogInformation("Video job {Id}: step {Step}/{Steps} (t = {Timestep}, expert {Expert}) in {Seconds:F2} s, about {Remaining:F0} s left",
+                    job.Id, progress.Step, progress.Steps, progress.Timestep, progress.Expert, (progress.Elapsed - last).TotalSeconds, progress.Remaining.TotalSeconds);
+                last = progress.Elapsed;
+                job.Progress = progress;
+            }, states, ct);
+        }
+        finally
+        {
+            _model.Release();
+        }
 
         var video = generation.Video;
         await File.WriteAllBytesAsync(Path.Combine(folder, FramesFile), video.Frames, ct);

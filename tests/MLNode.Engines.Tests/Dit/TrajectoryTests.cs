@@ -218,7 +218,7 @@ public sealed class TrajectoryTests(TrajectoryTests.Runs runs) : IClassFixture<T
         public Runs()
         {
             Folder = Directory.CreateTempSubdirectory("mlnode-trajectory-").FullName;
-            Pipeline = WanTiny.Float32Pipeline();
+            Pipeline = WanTiny.CpuPipeline(WanTiny.Numerics.Float32);
             Spec = WanTiny.ReferenceSpec();
             Honest = Run("honest", Spec);
             Again = Run("again", Spec);

@@ -27,6 +27,31 @@ public sealed class WanJobSpecTests
     }
 
     [Fact]
+    public void A_spec_planned_again_from_its_request_is_itself()
+    {
+        var spec = Tiny.Plan(new WanJobRequest("  a  cat\n", "", 64, 32, 9, 8, 4, 5.0, 0.9, 2.5, 1.5, WanJobSpec.UniPcDiffusers, 7));
+
+        Assert.Equal(spec.JobId, Tiny.Plan(spec.ToRequest()).JobId);
+    }
+
+    [Theory]
+    [InlineData("width", "\"64\"", "width")]
+    [InlineData("seed", "-1", "seed")]
+    [InlineData("flow_shift", "null", "flow_shift")]
+    [InlineData("num_frames", "9.5", "num_frames")]
+    [InlineData("weights", "[1]", "weights.0")]
+    [InlineData("weights", "[{\"path\": \"a\"}]", "weights.0.sha256")]
+    public void A_spec_with_a_mistyped_field_is_refused_naming_it(string field, string json, string named)
+    {
+        var spec = System.Text.Json.Nodes.JsonNode.Parse(Tiny.Plan(new WanJobRequest("a cat")).CanonicalJson())!.AsObject();
+        spec[field] = System.Text.Json.Nodes.JsonNode.Parse(json);
+
+        var error = Assert.Throws<WanJobException>(() => WanJobSpec.Parse(JsonDocument.Parse(spec.ToJsonString()).RootElement));
+
+        Assert.Equal(named, error.Field);
+    }
+
+    [Fact]
     public void An_explicit_empty_negative_prompt_stays_empty()
     {
         Assert.Equal("", Tiny.Plan(new WanJobRequest("a cat", NegativePrompt: "  ")).NegativePrompt);

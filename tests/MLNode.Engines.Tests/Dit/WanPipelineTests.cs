@@ -37,7 +37,7 @@ public sealed class WanPipelineTests
     public void Reference_job_from_its_prompt_gives_the_reference_frames()
     {
         var spec = WanTiny.ReferenceSpec();
-        var pipeline = WanTiny.Float32Pipeline();
+        var pipeline = WanTiny.CpuPipeline(WanTiny.Numerics.Float32);
         var steps = new List<WanStepProgress>();
 
         var video = pipeline.Generate(spec, WanTiny.Facts(), steps.Add, null, TestContext.Current.CancellationToken).Video;
@@ -51,7 +51,7 @@ public sealed class WanPipelineTests
     [Fact]
     public void A_cancelled_job_stops_before_the_next_step()
     {
-        var pipeline = WanTiny.Float32Pipeline();
+        var pipeline = WanTiny.CpuPipeline(WanTiny.Numerics.Float32);
         using var cancel = new CancellationTokenSource();
         var seen = 0;
 

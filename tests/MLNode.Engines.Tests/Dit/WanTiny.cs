@@ -11,7 +11,8 @@ using static TorchSharp.torch;
 namespace MLNode.Engines.Tests.Dit;
 
 /// <summary>
-/// wan-tiny's experts, text encoder and VAE, loaded once per variant, its reference job, and its reference tensors.
+/// wan-tiny's experts, text encoder and VAE, loaded once per variant, its reference tensors, and pipeline_reference.json's
+/// job as a spec.
 /// <para>
 /// The references ran on a GPU, where PyTorch lets cuDNN run convolutions in TF32 by default
 /// (<c>torch.backends.cudnn.allow_tf32 = True</c>): the patch embedding's Conv3d saw its latent and weight rounded to
@@ -28,7 +29,7 @@ public static class WanTiny
     private static readonly Lock Gate = new();
     private static readonly Lazy<WanTextEncoder> Text = new(() => OnOwnThread(
         () => WanTextEncoder.Load(Fixtures.Path("wan", "wan-tiny"), CPU, ScalarType.Float32, NullLogger.Instance), "text encoder"));
-    private static readonly Lazy<WanVaeDecoder> Decoder = new(() => OnOwnThread(
+    private static readonly Lazy<WanVaeDecoder> VaeDecoder = new(() => OnOwnThread(
         () => WanVaeDecoder.Load(Fixtures.Path("wan", "wan-tiny", "vae"), CPU, NullLogger.Instance), "VAE"));
 
     public enum Numerics
@@ -45,12 +46,13 @@ public static class WanTiny
 
     public static WanTextEncoder TextEncoder => Text.Value;
 
-    public static WanVaeDecoder Vae => Decoder.Value;
+    public static WanVaeDecoder Vae => VaeDecoder.Value;
 
-    /// <summary>wan-tiny's text encoder, experts and VAE in float32 on the CPU.</summary>
-    public static WanPipeline Float32Pipeline() =>
-        new(TextEncoder, Expert(HighNoiseExpert, Numerics.Float32), Expert(LowNoiseExpert, Numerics.Float32), Vae, CPU);
+    /// <summary>The pipeline on the CPU with both experts in <paramref name="numerics"/>.</summary>
+    public static WanPipeline CpuPipeline(Numerics numerics) =>
+        new(TextEncoder, Expert(HighNoiseExpert, numerics), Expert(LowNoiseExpert, numerics), Vae, CPU);
 
+    /// <summary>wan-tiny as a served model: its config's latent and patch facts, run in float32.</summary>
     public static WanModelFacts Facts() => WanModelFacts.Of("wan-tiny", "fixture", [], "float32",
         WanTransformerConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "transformer", "config.json")),
         WanVaeConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "vae", "config.json")));
@@ -127,7 +129,7 @@ public static class WanTiny
     /// Runs <paramref name="load"/> on a new thread without the caller's execution context: TorchSharp would otherwise
     /// register the weights in whatever dispose scope the calling test thread has open (see TinyModels).
     /// </summary>
-    private static T OnOwnThread<T>(Func<T> load, string what) where T : class
+    public static T OnOwnThread<T>(Func<T> load, string what) where T : class
     {
         T? loaded = null;
         Exception? failure = null;

@@ -25,8 +25,7 @@ public sealed class AudioDecodingOptions
 
     public long MaxSamples => (long)Math.Floor(MaxDurationSeconds * CanonicalAudio.SampleRate);
 
-    public string ResolvedFFprobePath =>
-        FFprobePath ?? (Path.GetDirectoryName(FFmpegPath) is { Length: > 0 } folder ? Path.Combine(folder, "ffprobe") : "ffprobe");
+    public string ResolvedFFprobePath => FFprobePath ?? ExternalTool.Beside(FFmpegPath, "ffprobe");
 
     /// <summary>The first setting that cannot work, or null.</summary>
     public string? Problem() =>

@@ -123,7 +123,7 @@ public sealed class CanonicalAudioDecoder(AudioDecodingOptions options, ILogger<
     {
         var probe = await ExternalTool.RunAsync(options.ResolvedFFprobePath, ProbeArguments(path), 1 << 20, ct);
         if (probe.ExitCode != 0)
-            throw new AudioInputException(AudioProblem.NotMedia, $"the uploaded file is not audio in a supported format (wav, flac, mp3, ogg/opus, m4a/mp4, webm): {Reason(probe.Stderr, path)}");
+            throw new AudioInputException(AudioProblem.NotMedia, $"the uploaded file is not audio in a supported format (wav, flac, mp3, ogg/opus, m4a/mp4, webm): {probe.FirstError(path)}");
         JsonElement streams;
         try
         {
@@ -148,7 +148,7 @@ public sealed class CanonicalAudioDecoder(AudioDecodingOptions options, ILogger<
         if (decoded.StdoutOverflowed)
             throw new AudioInputException(AudioProblem.TooLong, $"the uploaded audio is longer than the limit of {options.MaxDurationSeconds:G} s");
         if (decoded.ExitCode != 0)
-            throw new AudioInputException(AudioProblem.Undecodable, $"the audio stream of the uploaded file cannot be decoded: {Reason(decoded.Stderr, path)}");
+            throw new AudioInputException(AudioProblem.Undecodable, $"the audio stream of the uploaded file cannot be decoded: {decoded.FirstError(path)}");
         var pcm = decoded.Stdout;
         if (pcm.Length < sizeof(float))
             throw new AudioInputException(AudioProblem.Empty, "the uploaded file decodes to no audio samples");
@@ -164,11 +164,4 @@ public sealed class CanonicalAudioDecoder(AudioDecodingOptions options, ILogger<
     }
 
     private static string Hash(byte[] littleEndianFloats) => Convert.ToHexStringLower(SHA256.HashData(littleEndianFloats));
-
-    /// <summary>FFmpeg's first error line, with the private temporary path replaced by "upload".</summary>
-    private static string Reason(string stderr, string path)
-    {
-        var line = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "no message";
-        return line.Replace(path, "upload", StringComparison.Ordinal);
-    }
 }

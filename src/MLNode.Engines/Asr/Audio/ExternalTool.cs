@@ -5,7 +5,15 @@ using System.Text;
 namespace MLNode.Engines.Asr.Audio;
 
 /// <summary>What a tool run produced: its exit code, its standard output (up to the limit) and the start of its errors.</summary>
-internal sealed record ToolOutput(int ExitCode, byte[] Stdout, bool StdoutOverflowed, string Stderr);
+internal sealed record ToolOutput(int ExitCode, byte[] Stdout, bool StdoutOverflowed, string Stderr)
+{
+    /// <summary>The first error line, with a private temporary path the tool read replaced by "upload".</summary>
+    public string FirstError(string privatePath)
+    {
+        var line = Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "no message";
+        return line.Replace(privatePath, "upload", StringComparison.Ordinal);
+    }
+}
 
 /// <summary>
 /// Runs FFmpeg's command-line tools with an exact argument vector (no shell, no quoting), reading standard output as
@@ -14,6 +22,10 @@ internal sealed record ToolOutput(int ExitCode, byte[] Stdout, bool StdoutOverfl
 internal static class ExternalTool
 {
     private const int StderrChars = 4096;
+
+    /// <summary>Another FFmpeg tool (ffprobe) in the folder of <paramref name="ffmpegPath"/>, or by name on PATH when that is a bare name.</summary>
+    public static string Beside(string ffmpegPath, string tool) =>
+        Path.GetDirectoryName(ffmpegPath) is { Length: > 0 } folder ? Path.Combine(folder, tool) : tool;
 
     public static async Task<ToolOutput> RunAsync(string executable, IReadOnlyList<string> arguments, long maxStdoutBytes, CancellationToken ct)
     {

@@ -1,0 +1,361 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using MLNode.Engines.Dit;
+using MLNode.Engines.Dit.Output;
+using MLNode.Engines.Dit.Trajectory;
+using MLNode.Engines.Dit.Validation;
+using MLNode.Runtime.Checkpoints;
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Tests.Dit;
+
+/// <summary>
+/// The validation modes on wan-tiny's reference job (<see cref="WanTinyJob"/>, generated once on the CPU): V0 accepts
+/// the honest MP4 and lossless deliveries and rejects tampered frames, a wrong frame rate, extra frames and a spec that
+/// is not the one hashed; V1's decode check accepts the revealed latent (bit-exact on the same CPU, also from a prefix
+/// of latent frames) and rejects a perturbed or uncommitted one; V2 regenerates the job bit-exactly and rejects a video
+/// that is not the spec's.
+/// </summary>
+public sealed class VideoValidationTests : IDisposable
+{
+    private static readonly WanTinyJob Job = WanTinyJob.Reference;
+
+    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("mlnode-validation-test-");
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Theory]
+    [InlineData(VideoFormat.Mp4)]
+    [InlineData(VideoFormat.Frames)]
+    [InlineData(VideoFormat.Png)]
+    public async Task Honest_delivery_passes_v0(VideoFormat format)
+    {
+        var verdict = await V0(Manifest(), Delivery(format), format);
+
+        Log(verdict);
+        Assert.True(verdict.Accept);
+        var names = verdict.Checks.Select(c => c.Name).ToArray();
+        Assert.Equal(format == VideoFormat.Mp4
+            ? ["job_id", "width", "height", "num_frames", "fps", "mp4_sha256", "phash_frames_within"]
+            : ["job_id", "width", "height", "num_frames", "frames_sha256", "phash_frames_within"], names);
+    }
+
+    [Fact]
+    public async Task Tampered_frames_fail_v0()
+    {
+        // Frame 4 replaced by its negative, as a cheater splicing in other content would: its pHash moves ~60 bits.
+        var frames = (byte[])Job.Video.Frames.Clone();
+        var frame = frames.AsSpan(4 * Job.Video.FrameBytes, Job.Video.FrameBytes);
+        for (var i = 0; i < frame.Length; i++) frame[i] = (byte)(255 - frame[i]);
+        var tampered = Job.Video with { Frames = frames };
+        var mp4 = await new VideoEncoder("ffmpeg").Mp4Async(tampered, Job.Spec.Fps, Ct);
+        // One value of one frame one level off: only the hash of lossless frames can see it.
+        var nudged = (byte[])Job.Video.Frames.Clone();
+        nudged[1000]++;
+
+        var overMp4 = await V0(Manifest(), mp4, VideoFormat.Mp4);
+        var overFrames = await V0(Manifest(), nudged, VideoFormat.Frames);
+
+        Assert.Equal(["mp4_sha256", "phash_frames_within"], Failed(overMp4));
+        Assert.Equal(8.0 / 9, Check(overMp4, "phash_frames_within").Value);
+        Assert.Equal(["frames_sha256"], Failed(overFrames));
+    }
+
+    [Fact]
+    public async Task Wrong_frame_rate_fails_v0()
+    {
+        var mp4 = await new VideoEncoder("ffmpeg").Mp4Async(Job.Video, 24, Ct);
+
+        var verdict = await V0(Manifest(), mp4, VideoFormat.Mp4);
+
+        Assert.Equal(["fps", "mp4_sha256"], Failed(verdict));
+        Assert.Equal(24.0, Check(verdict, "fps").Value);
+    }
+
+    [Fact]
+    public async Task Missing_or_extra_frames_fail_v0()
+    {
+        var extra = Job.Video with { Frames = [.. Job.Video.Frames, .. Job.Video.Frames.AsSpan(0, Job.Video.FrameBytes)], FrameCount = 10 };
+        var mp4 = await new VideoEncoder("ffmpeg").Mp4Async(extra, Job.Spec.Fps, Ct);
+
+        var tooMany = await V0(Manifest(), mp4, VideoFormat.Mp4);
+        var tooFew = await V0(Manifest(), Job.Video.Frames.AsSpan(0, 5 * Job.Video.FrameBytes).ToArray(), VideoFormat.Frames);
+
+        Assert.Equal(["num_frames", "mp4_sha256", "phash_frames_within"], Failed(tooMany));
+        Assert.Equal(10L, Check(tooMany, "num_frames").Value);
+        Assert.Equal(["num_frames", "frames_sha256", "phash_frames_within"], Failed(tooFew));
+        Assert.Equal(5.0 / 9, Check(tooFew, "phash_frames_within").Value);
+    }
+
+    [Fact]
+    public async Task A_spec_that_is_not_the_hashed_one_fails_v0()
+    {
+        var manifest = Manifest();
+        manifest["job_spec"]!["seed"] = 43;
+
+        var verdict = await V0(manifest, Job.Mp4, VideoFormat.Mp4);
+
+        Assert.Equal(["job_id"], Failed(verdict));
+    }
+
+    [Theory]
+    [InlineData("job_spec", null, "manifest.job_spec")]
+    [InlineData("job_spec", "[]", "manifest.job_spec")]
+    [InlineData("job_id", "\"abc\"", "manifest.job_id")]
+    [InlineData("hashes", null, "manifest.hashes")]
+    [InlineData("hashes", "{\"frames_sha256\": 1}", "manifest.hashes.frames_sha256")]
+    public void A_malformed_manifest_is_refused_naming_the_field(string field, string? json, string named)
+    {
+        var manifest = Manifest();
+        manifest[field] = json is null ? null : JsonNode.Parse(json);
+
+        Assert.Equal(named, Assert.Throws<ValidationInputException>(() => Parse(manifest)).Field);
+    }
+
+    [Fact]
+    public void A_manifest_with_a_bad_phash_or_spec_field_names_it()
+    {
+        var badHash = Manifest();
+        badHash["hashes"]!["phash"]![3] = "xyz";
+        var badWidth = Manifest();
+        badWidth["job_spec"]!["width"] = "64";
+        var zeroFps = Manifest();
+        zeroFps["job_spec"]!["fps"] = 0;
+
+        Assert.Equal("manifest.hashes.phash.3", Assert.Throws<ValidationInputException>(() => Parse(badHash)).Field);
+        Assert.Equal("manifest.job_spec.width", Assert.Throws<ValidationInputException>(() => Parse(badWidth)).Field);
+        Assert.Equal("manifest.job_spec.fps", Assert.Throws<ValidationInputException>(() => Parse(zeroFps)).Field);
+    }
+
+    [Theory]
+    [InlineData(VideoFormat.Frames, "whole 64×64 RGB frames")]
+    [InlineData(VideoFormat.Mp4, "not an MP4")]
+    [InlineData(VideoFormat.Png, "not a zip")]
+    public async Task A_file_that_is_not_its_format_is_refused_as_video(VideoFormat format, string message)
+    {
+        var garbage = Enumerable.Range(0, 1001).Select(i => (byte)(i * 7)).ToArray();
+
+        var error = await Assert.ThrowsAsync<ValidationInputException>(() => V0(Manifest(), garbage, format));
+
+        Assert.Equal("video", error.Field);
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_png_zip_missing_a_frame_is_refused_as_video()
+    {
+        using var zip = new MemoryStream();
+        using (var archive = new ZipArchive(zip, ZipArchiveMode.Create, leaveOpen: true))
+        using (var entry = archive.CreateEntry(PngArchive.EntryName(1)).Open())
+            entry.Write(PngArchive.Png(Job.Video.Frames.AsSpan(0, Job.Video.FrameBytes), 64, 64));
+
+        var error = await Assert.ThrowsAsync<ValidationInputException>(() => V0(Manifest(), zip.ToArray(), VideoFormat.Png));
+
+        Assert.Equal(("video", true), (error.Field, error.Message.Contains(PngArchive.EntryName(0), StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task Revealed_latent_passes_the_decode_check_bit_exactly()
+    {
+        using var x0 = await Reveal(Job.FinalLatent);
+
+        var verdict = await V1(x0, Hash(Job.FinalLatent));
+
+        Log(verdict);
+        Assert.True(verdict.Accept);
+        Assert.True(verdict.BitExact);
+        Assert.Equal(x0.Sha256, Hash(Job.FinalLatent));
+        Assert.Equal(["final_latent_sha256", "final_latent_shape", "decode_mean_psnr_db", "decode_min_ssim", "decode_max_phash_bits"],
+            verdict.Checks.Skip(6).Select(c => c.Name));
+        Assert.Equal(Psnr.CapDb, Check(verdict, "decode_mean_psnr_db").Value);
+    }
+
+    [Fact]
+    public async Task A_prefix_of_latent_frames_decodes_to_the_same_first_frames()
+    {
+        using var x0 = await Reveal(Job.FinalLatent);
+        using var prefix = Job.FinalLatent.narrow(1, 0, 2);
+
+        var decoded = await Job.Executor.DecodeAsync(prefix, Ct);
+        var verdict = await V1(x0, x0.Sha256, new VideoValidationOptions { DecodeLatentFrames = 2 });
+
+        // Two latent frames give 1 + 4 frames, byte for byte the whole latent's first five.
+        Assert.Equal(5, decoded.FrameCount);
+        Assert.Equal(Job.Video.Frames.AsSpan(0, 5 * Job.Video.FrameBytes).ToArray(), decoded.Frames);
+        Assert.True(verdict.Accept);
+        Assert.True(verdict.BitExact);
+        Assert.Contains("5 frames", Check(verdict, "decode_mean_psnr_db").Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_perturbed_latent_fails_the_decode_check()
+    {
+        // The executor commits to (and reveals) a latent that is not its video's: x0 plus noise of half the latent's
+        // scale. Its decode lands at 22 dB, SSIM 0.65 and 14 pHash bits from the delivered frames (measured), where the
+        // honest decode is identical; τ_dec 30 dB, τ_ssim 0.9 and τ_ph 10 bits fall between.
+        using var noise = randn(Job.FinalLatent.shape, generator: new Generator(7));
+        using var perturbed = Job.FinalLatent + 0.5f * noise;
+        using var x0 = await Reveal(perturbed);
+
+        var verdict = await V1(x0, Hash(perturbed));
+
+        Log(verdict);
+        Assert.Equal(["decode_mean_psnr_db", "decode_min_ssim", "decode_max_phash_bits"], Failed(verdict));
+        Assert.False(verdict.BitExact);
+    }
+
+    [Fact]
+    public async Task A_latent_other_than_the_committed_one_is_not_decoded()
+    {
+        using var shifted = Job.FinalLatent + 1e-3f;
+        using var x0 = await Reveal(shifted);
+
+        var verdict = await V1(x0, Hash(Job.FinalLatent));
+
+        Assert.Equal(["final_latent_sha256"], Failed(verdict));
+        Assert.DoesNotContain(verdict.Checks, c => c.Name.StartsWith("decode", StringComparison.Ordinal));
+        Assert.Null(verdict.BitExact);
+    }
+
+    [Fact]
+    public async Task A_latent_file_without_a_single_float32_x0_is_refused()
+    {
+        var path = await Write([1, 2, 3]);
+        using var half = Job.FinalLatent.to(ScalarType.Float16);
+        var other = Path.Combine(Path.GetDirectoryName(path)!, "other.safetensors");
+        SafetensorsWriter.Write(other, [new KeyValuePair<string, Tensor>("x", Job.FinalLatent)]);
+        var f16 = Path.Combine(Path.GetDirectoryName(path)!, "f16.safetensors");
+        SafetensorsWriter.Write(f16, [new KeyValuePair<string, Tensor>(FinalLatent.TensorName, half)]);
+
+        foreach (var file in new[] { path, other, f16 })
+            Assert.Equal("final_latent", Assert.Throws<ValidationInputException>(() => FinalLatent.Read(file, "final_latent")).Field);
+    }
+
+    [Fact]
+    public async Task Regeneration_of_an_honest_job_is_bit_exact()
+    {
+        var verdict = await V2(Manifest());
+
+        Log(verdict);
+        Assert.True(verdict.Accept);
+        Assert.True(verdict.BitExact);
+        Assert.Equal(["regeneration_mean_psnr_db", "regeneration_min_ssim", "regeneration_max_phash_bits"],
+            verdict.Checks.Skip(6).Select(c => c.Name));
+    }
+
+    [Fact]
+    public async Task Regeneration_rejects_a_video_that_is_not_the_specs()
+    {
+        // The manifest claims seed 43 (its job id is that spec's) for the seed-42 video: V0 cannot tell, V2 can. The other
+        // seed's video is 16.5 dB, SSIM 0.04 and 32 pHash bits away (measured), far outside the end-to-end bounds.
+        var manifest = Manifest();
+        var claimed = Job.Spec with { Seed = 43 };
+        (manifest["job_spec"], manifest["job_id"]) = (JsonNode.Parse(claimed.CanonicalJson()), claimed.JobId);
+
+        var verdict = await V2(manifest);
+
+        Log(verdict);
+        Assert.Equal(["regeneration_mean_psnr_db", "regeneration_min_ssim", "regeneration_max_phash_bits"], Failed(verdict));
+        Assert.False(verdict.BitExact);
+    }
+
+    [Fact]
+    public void A_spec_this_node_does_not_run_is_a_replay_conflict()
+    {
+        var planner = Job.Executor.Planner.WithLimits(new WanJobLimits(MaxFrames: 5));
+
+        Assert.Null(WanVideoValidator.FindReplayConflict(Job.Executor.Planner, Job.Spec));
+        Assert.Equal("num_frames", WanVideoValidator.FindReplayConflict(planner, Job.Spec)?.Field);
+        Assert.Equal("weights", WanVideoValidator.FindReplayConflict(Job.Executor.Planner, Job.Spec with { Weights = [new("vae/x.safetensors", new string('0', 64))] })?.Field);
+        Assert.Equal("model", WanVideoValidator.FindReplayConflict(Job.Executor.Planner, Job.Spec with { Model = "Wan-AI/elsewhere" })?.Field);
+        Assert.Equal("guidance_scale_high_noise", WanVideoValidator.FindReplayConflict(Job.Executor.Planner, Job.Spec with { GuidanceScaleHighNoise = -1 })?.Field);
+    }
+
+    private async Task<ValidationVerdict> V0(JsonObject manifest, byte[] file, VideoFormat format, VideoValidationOptions? options = null)
+    {
+        var parsed = Parse(manifest);
+        var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(file), format, parsed.Spec, Ct);
+        var verdict = new ValidationVerdict();
+        new WanVideoValidator(options ?? new VideoValidationOptions()).CheckDelivery(parsed, video, verdict);
+        return verdict;
+    }
+
+    private async Task<ValidationVerdict> V1(FinalLatent x0, string hFinal, VideoValidationOptions? options = null)
+    {
+        var manifest = Parse(Manifest());
+        var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(Job.Video.Frames), VideoFormat.Frames, manifest.Spec, Ct);
+        var verdict = new ValidationVerdict();
+        var validator = new WanVideoValidator(options ?? new VideoValidationOptions());
+        Assert.True(validator.CheckDelivery(manifest, video, verdict));
+        await validator.CheckDecodeAsync(manifest, video, x0, hFinal, Job.Executor, verdict, Ct);
+        return verdict;
+    }
+
+    private async Task<ValidationVerdict> V2(JsonObject manifestJson)
+    {
+        var manifest = Parse(manifestJson);
+        var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(Job.Video.Frames), VideoFormat.Frames, manifest.Spec, Ct);
+        var verdict = new ValidationVerdict();
+        var validator = new WanVideoValidator(new VideoValidationOptions());
+        Assert.True(validator.CheckDelivery(manifest, video, verdict));
+        await validator.CheckRegenerationAsync(manifest, video, Job.Executor, verdict, Ct);
+        return verdict;
+    }
+
+    /// <summary>A latent as an executor reveals it: a safetensors file with one tensor "x0", read back.</summary>
+    private async Task<FinalLatent> Reveal(Tensor x0)
+    {
+        var path = await Write([]);
+        SafetensorsWriter.Write(path, [new KeyValuePair<string, Tensor>(FinalLatent.TensorName, x0)]);
+        return FinalLatent.Read(path, "final_latent");
+    }
+
+    private static string Hash(Tensor latent) => Convert.ToHexStringLower(TensorHash.Sha256(latent));
+
+    private static VideoManifest Parse(JsonObject manifest) => VideoManifest.Parse(JsonDocument.Parse(manifest.ToJsonString()).RootElement);
+
+    private static string[] Failed(ValidationVerdict verdict) => [.. verdict.Checks.Where(c => !c.Pass).Select(c => c.Name)];
+
+    private static ValidationCheck Check(ValidationVerdict verdict, string name) => verdict.Checks.Single(c => c.Name == name);
+
+    /// <summary>The job's manifest as a worker's GET /v1/videos/{id} gives it once completed.</summary>
+    private static JsonObject Manifest() => new()
+    {
+        ["id"] = "video_test",
+        ["object"] = "video",
+        ["status"] = "completed",
+        ["job_id"] = Job.Spec.JobId,
+        ["job_spec"] = JsonNode.Parse(Job.Spec.CanonicalJson()),
+        ["hashes"] = new JsonObject
+        {
+            ["frames_sha256"] = Job.Hashes.FramesSha256,
+            ["mp4_sha256"] = Job.Hashes.Mp4Sha256,
+            ["phash"] = new JsonArray([.. Job.Hashes.PHashes.Select(h => JsonValue.Create(h))]),
+            ["dhash"] = new JsonArray([.. Job.Hashes.DHashes.Select(h => JsonValue.Create(h))]),
+        },
+    };
+
+    private static byte[] Delivery(VideoFormat format) => format switch
+    {
+        VideoFormat.Mp4 => Job.Mp4,
+        VideoFormat.Png => PngArchive.Zip(Job.Video),
+        _ => Job.Video.Frames,
+    };
+
+    public void Dispose() => _folder.Delete(recursive: true);
+
+    /// <summary>A new file of the test's folder holding <paramref name="bytes"/>.</summary>
+    private async Task<string> Write(byte[] bytes)
+    {
+        var path = Path.Combine(_folder.FullName, Guid.NewGuid().ToString("N"));
+        await File.WriteAllBytesAsync(path, bytes, Ct);
+        return path;
+    }
+
+    private static void Log(ValidationVerdict verdict)
+    {
+        foreach (var c in verdict.Checks)
+            TestContext.Current.TestOutputHelper?.WriteLine($"{c.Name}: {c.Value} {c.Rule} {c.Threshold}: {(c.Pass ? "pass" : "FAIL")} ({c.Detail})");
+    }
+}
