@@ -221,14 +221,25 @@ public sealed class QwenAttention : nn.Module
                 mask = (arange(decode.Span, ScalarType.Int64, x.device).unsqueeze(0) <= decode.Positions.unsqueeze(1)).view(batch, 1, 1, decode.Span);
                 break;
         }
-        if (_kvHeads != _heads)
+        Tensor attended;
+        if (mask is not null && length == 1)
         {
-            k = k.repeat_interleave(_heads / _kvHeads, dim: 1);
-            v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
+            // One query per head: the heads sharing a key/value head go in as that head's queries, [B, kv_heads,
+            // group, D], so the cache's keys and values are read as they are instead of copied group-fold.
+            var grouped = q.reshape(batch, _kvHeads, _heads / _kvHeads, _headDim);
+            attended = nn.functional.scaled_dot_product_attention(grouped, k, v, mask).reshape(batch, _heads, 1, _headDim);
         }
-        var attended = mask is null
-            ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
-            : nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        else
+        {
+            if (_kvHeads != _heads)
+            {
+                k = k.repeat_interleave(_heads / _kvHeads, dim: 1);
+                v = v.repeat_interleave(_heads / _kvHeads, dim: 1);
+            }
+            attended = mask is null
+                ? nn.functional.scaled_dot_product_attention(q, k, v, is_casual: true)
+                : nn.functional.scaled_dot_product_attention(q, k, v, mask);
+        }
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
     }
