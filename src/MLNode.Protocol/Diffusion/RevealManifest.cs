@@ -96,20 +96,10 @@ public sealed class RevealManifest
     /// <summary>Reads a manifest; throws <see cref="FormatException"/> naming the field at fault. Proofs are checked by the verifier, against its own root.</summary>
     public static RevealManifest Parse(ReadOnlySpan<byte> utf8Json)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(utf8Json.ToArray());
-        }
-        catch (JsonException e)
-        {
-            throw new FormatException($"a reveal manifest is a JSON object: {e.Message}", e);
-        }
-        using (document)
+        using (var document = TrajectoryJson.Document(utf8Json, "a reveal manifest"))
         {
             var root = document.RootElement;
-            var version = TrajectoryJson.String(root, "version", "");
-            if (version != FormatVersion) throw TrajectoryJson.Error("", "version", $"'{version}' is not {FormatVersion}");
+            TrajectoryJson.RequireVersion(root, FormatVersion);
             var steps = TrajectoryJson.Int(root, "steps", "");
             var challenged = TrajectoryJson.Array(root, "challenged", "").EnumerateArray()
                 .Select(k => k.ValueKind == JsonValueKind.Number && k.TryGetInt32(out var step) && step >= 0 && step < steps

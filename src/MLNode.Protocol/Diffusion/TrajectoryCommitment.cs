@@ -92,20 +92,10 @@ public sealed class TrajectoryCommitment
     /// </summary>
     public static TrajectoryCommitment Parse(ReadOnlySpan<byte> utf8Json)
     {
-        JsonDocument document;
-        try
-        {
-            document = JsonDocument.Parse(utf8Json.ToArray());
-        }
-        catch (JsonException e)
-        {
-            throw new FormatException($"a trajectory commitment is a JSON object: {e.Message}", e);
-        }
-        using (document)
+        using (var document = TrajectoryJson.Document(utf8Json, "a trajectory commitment"))
         {
             var root = document.RootElement;
-            var version = TrajectoryJson.String(root, "version", "");
-            if (version != FormatVersion) throw TrajectoryJson.Error("", "version", $"'{version}' is not {FormatVersion}");
+            TrajectoryJson.RequireVersion(root, FormatVersion);
             var jl = TrajectoryJson.Field(root, "jl", "");
             var shape = TrajectoryJson.Array(root, "latent_shape", "").EnumerateArray()
                 .Select(d => d.ValueKind == JsonValueKind.Number && d.TryGetInt64(out var n) && n > 0 ? n : throw TrajectoryJson.Error("", "latent_shape", "must hold positive integers"))

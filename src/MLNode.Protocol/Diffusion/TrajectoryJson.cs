@@ -13,6 +13,26 @@ internal static class TrajectoryJson
 {
     public static readonly JsonWriterOptions Writer = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, Indented = false };
 
+    /// <summary>Parses a document that must be JSON, <paramref name="what"/> naming it in the error.</summary>
+    public static JsonDocument Document(ReadOnlySpan<byte> utf8Json, string what)
+    {
+        try
+        {
+            return JsonDocument.Parse(utf8Json.ToArray());
+        }
+        catch (JsonException e)
+        {
+            throw new FormatException($"{what} is a JSON object: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Refuses a document whose <c>version</c> is not <paramref name="expected"/>.</summary>
+    public static void RequireVersion(JsonElement root, string expected)
+    {
+        var version = String(root, "version", "");
+        if (version != expected) throw Error("", "version", $"'{version}' is not {expected}");
+    }
+
     public static JsonElement Field(JsonElement json, string name, string path)
     {
         if (json.ValueKind != JsonValueKind.Object) throw new FormatException($"{(path.Length == 0 ? "the document" : path)} must be a JSON object");
