@@ -83,7 +83,7 @@ public static class Qwen3AsrTiny
                     var cache = new KvCache(text.NumHiddenLayers, slots: 4, text.NumKeyValueHeads, capacity: 256, text.HeadDim, ScalarType.Float32, CPU);
                     var card = new ModelCard("qwen3-asr-tiny", Modality.Asr, Qwen3AsrConfig.ModelTypeName, "float32", "cpu", Folder,
                         new ModelLimits(256, 4), 0, new Dictionary<string, double>());
-                    executor = new Qwen3AsrExecutor(card, model, Format(config), cache, new HashSet<int> { EndOfTurnTokenId }, Qwen3AsrEngine.DefaultWindowSeconds);
+                    executor = new Qwen3AsrExecutor(card, model, Format(config), cache, new HashSet<int> { EndOfTurnTokenId }, Qwen3AsrEngine.DefaultWindowSeconds, NullLogger.Instance);
                 }
                 catch (Exception e)
                 {

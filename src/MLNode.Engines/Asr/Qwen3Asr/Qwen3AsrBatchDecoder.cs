@@ -1,4 +1,6 @@
+using Microsoft.Extensions.Logging;
 using MLNode.Engines.Layers;
+using MLNode.Engines.Llm;
 using MLNode.Engines.Llm.Sampling;
 using static TorchSharp.torch;
 
@@ -10,8 +12,13 @@ namespace MLNode.Engines.Asr.Qwen3Asr;
 /// <see cref="TokenSampler.NextBatch"/>, or emits its forced tokens (validator replay) and reports this model's logprobs
 /// for them. A window ends on a stop token (not emitted) or after its token budget.
 /// </summary>
-internal sealed class Qwen3AsrBatchDecoder(Qwen3AsrThinker thinker, KvCache cache, IReadOnlySet<int> stopTokens)
+internal sealed class Qwen3AsrBatchDecoder(Qwen3AsrThinker thinker, KvCache cache, IReadOnlySet<int> stopTokens, ILogger logger) : IDisposable
 {
+    // The LLM engine's step: a CUDA graph per (batch, key span) bucket where the native library allows.
+    private readonly LlmDecodeStep _step = new(thinker.TextDecoder, cache, thinker.TextDecoder.parameters().First().device, logger);
+
+    public void Dispose() => _step.Dispose();
+
     /// <param name="Forced">the tokens to emit instead of sampling, the end of turn included; null to sample.</param>
     public sealed record Row(int[] Prompt, SamplingParams Sampling, int MaxTokens, IReadOnlyList<int>? Forced);
 
@@ -41,10 +48,7 @@ internal sealed class Qwen3AsrBatchDecoder(Qwen3AsrThinker thinker, KvCache cach
                 ct.ThrowIfCancellationRequested();
                 using var scope = NewDisposeScope();
                 var positions = running.Select(i => (long)(rows[i].Prompt.Length + emitted[i].Count - 1)).ToArray();
-                var step = new DecodeStep(cache, tensor(running.Select(i => (long)slots[i]).ToArray(), device: device),
-                    tensor(positions, device: device), positions.Max() + 1);
-                var last = tensor(running.Select(i => (long)emitted[i][^1].Token).ToArray(), device: device);
-                Emit(running, thinker.Decode(last, step));
+                Emit(running, _step.Logits(running.Select(i => (long)emitted[i][^1].Token).ToArray(), running.Select(i => (long)slots[i]).ToArray(), positions));
             }
             return rows.Select((_, i) => new Decoded(emitted[i], ends[i])).ToArray();
 

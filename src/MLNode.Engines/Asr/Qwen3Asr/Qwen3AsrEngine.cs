@@ -48,7 +48,7 @@ public sealed class Qwen3AsrEngine(TorchRuntime runtime, ILoggerFactory loggers)
         stops.Add(format.Tokens.EndOfTurn);
         var card = new ModelCard(request.Entry.Id, Modality.Asr, request.Entry.Architecture, request.Entry.Dtype, runtime.Device.ToString(),
             folder, request.Entry.Limits with { MaxModelLen = capacity, MaxBatch = slots }, LlmEngine.ParameterCount(model), request.Entry.Pricing);
-        return new Qwen3AsrExecutor(card, model, format, cache, stops, windowSeconds);
+        return new Qwen3AsrExecutor(card, model, format, cache, stops, windowSeconds, logger);
     }, ct);
 
     /// <summary>Builds the thinker straight from the checkpoint tensors on <paramref name="device"/> in <paramref name="dtype"/>.</summary>

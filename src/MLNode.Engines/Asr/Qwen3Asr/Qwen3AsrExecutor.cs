@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using MLNode.Engines.Asr.Audio;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
@@ -25,11 +26,11 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     private readonly AudioWindowPlanner _planner;
     private readonly SemaphoreSlim _gate = new(1, 1);
 
-    public Qwen3AsrExecutor(ModelCard card, Qwen3AsrThinker model, Qwen3AsrChatFormat format, KvCache cache, IReadOnlySet<int> stopTokens, double windowSeconds)
+    public Qwen3AsrExecutor(ModelCard card, Qwen3AsrThinker model, Qwen3AsrChatFormat format, KvCache cache, IReadOnlySet<int> stopTokens, double windowSeconds, ILogger logger)
     {
         (Card, Model, _format, _cache) = (card, model, format, cache);
         StopTokens = stopTokens;
-        _decoder = new Qwen3AsrBatchDecoder(model, cache, stopTokens);
+        _decoder = new Qwen3AsrBatchDecoder(model, cache, stopTokens, logger);
         _mel = new LogMelSpectrogram(model.Config.Audio.NumMelBins);
         Speech = new SpeechCapabilities(windowSeconds, Translation: false, Timestamps: false, Qwen3AsrLanguages.Codes);
         _planner = new AudioWindowPlanner(windowSeconds);
@@ -153,6 +154,7 @@ public sealed class Qwen3AsrExecutor : ISpeechExecutor
     public async ValueTask DisposeAsync()
     {
         await _gate.WaitAsync();
+        _decoder.Dispose();
         _cache.Dispose();
         Model.Dispose();
         _gate.Dispose();

@@ -65,8 +65,8 @@ public sealed class Qwen3AsrThinker : nn.Module
         return _decoder.PrefillEmbeds(Embed(prompts, audio), step).MoveToOuterDisposeScope();
     }
 
-    /// <inheritdoc cref="QwenForCausalLM.Decode"/>
-    public Tensor Decode(Tensor ids, DecodeStep step) => _decoder.Decode(ids, step);
+    /// <summary>The Qwen3 text decoder, whose decode steps the LLM engine's <see cref="LlmDecodeStep"/> runs.</summary>
+    internal QwenForCausalLM TextDecoder => _decoder;
 
     /// <summary>Float32 logits [B, L, V] at every position of the prompts, without a cache (the reference's full forward).</summary>
     public Tensor Logits(IReadOnlyList<IReadOnlyList<int>> prompts, Tensor audio)
