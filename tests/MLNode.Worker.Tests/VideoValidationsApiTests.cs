@@ -1,27 +1,19 @@
 using System.Net;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Microsoft.Extensions.DependencyInjection;
-using MLNode.Engines.Dit;
-using MLNode.Engines.Dit.Validation;
-using MLNode.Runtime.Checkpoints;
-using MLNode.Worker.Node;
-using static TorchSharp.torch;
 
 namespace MLNode.Worker.Tests;
 
 /// <summary>
 /// POST /v1/videos/validations on a worker serving wan-tiny, against jobs that worker ran itself (one MP4, one with raw
-/// frames): v0 accepts honest deliveries and rejects a tampered one, v1 accepts the job's own final latent and rejects
-/// an uncommitted one, v2 regenerates bit-exactly and waits for a running job rather than sharing the model with it;
+/// frames): v0 accepts honest deliveries and rejects a tampered one, v1 accepts the job's own commitment, final latent
+/// and step reveal (fetched from the worker's verification routes) and rejects a commitment to another latent or a
+/// reveal for another beacon, v2 regenerates bit-exactly and waits for a running job rather than sharing the model with it;
 /// every malformed field is refused by name (422, 413), a spec this node cannot replay is a 409, and v1/v2 without a
 /// video model are a 503 while v0 still answers.
 /// </summary>
-public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJobs jobs) : IClassFixture<VideoValidationsApiTests.CompletedJobs>, IDisposable
+public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJobs jobs) : IClassFixture<VideoValidationsApiTests.CompletedJobs>
 {
-    private readonly DirectoryInfo _folder = Directory.CreateTempSubdirectory("mlnode-validation-api-");
-
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>A wan-tiny worker with the reference job completed as an MP4 and as raw frames: manifests and content.</summary>
@@ -75,23 +67,43 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
     }
 
     [Fact]
-    public async Task The_jobs_own_final_latent_passes_v1_and_another_fails()
+    public async Task The_jobs_own_commitment_latent_and_reveal_pass_v1()
     {
-        var x0 = await FinalLatentFile(jobs.Frames.Manifest);
-        string hFinal;
-        using (var file = SafetensorsFile.Open(x0))
-            hFinal = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(file.GetBytes(FinalLatent.TensorName)));
+        var challenge = await ChallengeAsync(jobs.Frames.Manifest, "block 0x1f", count: 4);
 
-        var (status, honest) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", x0, hFinal));
-        var (_, other) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", x0, new string('a', 64)));
+        var (status, body) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge));
 
         Assert.Equal(HttpStatusCode.OK, status);
-        Assert.True(honest!["verdict"]!["accept"]!.GetValue<bool>(), honest.ToJsonString());
-        Assert.True(honest["verdict"]!["bit_exact"]!.GetValue<bool>());
-        Assert.Contains(honest["checks"]!.AsArray(), c => c!["name"]!.GetValue<string>() == "decode_min_ssim");
-        Assert.NotNull(honest["timings"]!["vae_decode_ms"]);
-        Assert.False(other!["verdict"]!["accept"]!.GetValue<bool>());
-        Assert.Equal(["final_latent_sha256"], other["checks"]!.AsArray().Where(c => !c!["pass"]!.GetValue<bool>()).Select(c => c!["name"]!.GetValue<string>()));
+        Assert.True(body!["verdict"]!["accept"]!.GetValue<bool>(), body.ToJsonString());
+        Assert.True(body["verdict"]!["bit_exact"]!.GetValue<bool>());
+        var names = body["checks"]!.AsArray().Select(c => c!["name"]!.GetValue<string>()).ToArray();
+        Assert.Contains("decode_min_ssim", names);
+        Assert.Contains("commitment_merkle_root", names);
+        Assert.Contains("initial_noise", names);
+        Assert.Equal(["step_0_e_v", "step_1_e_v", "step_2_e_v", "step_3_e_v"], names.Where(n => n.EndsWith("_e_v", StringComparison.Ordinal)));
+        Assert.NotNull(body["timings"]!["vae_decode_ms"]);
+        Assert.NotNull(body["timings"]!["step_replay_ms"]);
+    }
+
+    [Fact]
+    public async Task A_commitment_to_another_latent_or_a_reveal_for_another_beacon_fails_v1_naming_the_checks()
+    {
+        var challenge = await ChallengeAsync(jobs.Frames.Manifest, "block 0x1f", count: null);
+        var commitment = JsonNode.Parse(challenge.Commitment)!;
+        commitment["h_final"] = new string('a', 64);
+        var otherLatent = challenge with { Commitment = commitment.ToJsonString() };
+        var otherBeacon = challenge with { Beacon = "block 0x20" };
+
+        var (_, latentBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", otherLatent));
+        var (_, beaconBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", otherBeacon));
+
+        Assert.False(latentBody!["verdict"]!["accept"]!.GetValue<bool>());
+        var failed = FailedChecks(latentBody);
+        Assert.Equal(["final_latent_sha256", "commitment_h_final"], failed[..2]);
+        // A challenge of the last step also holds its successor, x0, against h_final.
+        Assert.All(failed[2..], name => Assert.Equal("step_3_hashes", name));
+        Assert.False(beaconBody!["verdict"]!["accept"]!.GetValue<bool>());
+        Assert.Contains("challenges_match_beacon", FailedChecks(beaconBody));
     }
 
     [Fact]
@@ -99,10 +111,9 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
     {
         // A job far larger than the reference one holds the model; the validation posted while it runs must not start
         // until it is gone. Run alongside, the validation (text encoding, 4 tiny steps, VAE) finishes before the big
-        // job's third step: this test fails when the lock is taken out.
+        // job's third step (each a few seconds on the CPU, most of it the two JL sketches of an 81,920-value latent):
+        // this test fails when the lock is taken out.
         var big = WanTinyWorker.ReferenceJob("frames");
-        // Not larger: every step also sketches and stores its state (the trajectory commitment), which on a 2-core CI
-        // machine made a 512x512x33 job's first steps outlast the client's 100 s timeout.
         (big["size"], big["num_frames"], big["num_inference_steps"]) = ("256x256", 17, 60);
         var (_, created) = await JsonHttp.Send(jobs.Server.Inference, HttpMethod.Post, "/v1/videos", big.ToJsonString());
         var id = created!["id"]!.GetValue<string>();
@@ -133,7 +144,7 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
     [InlineData("video=text", "video")]
     [InlineData("format=webm", "format")]
     [InlineData("colour=blue", "colour")]
-    [InlineData("h_final=abc", "h_final")]
+    [InlineData("beacon=block", "beacon")]
     [InlineData("video=garbage", "video")]
     public async Task Malformed_fields_are_refused_naming_them(string change, string field)
     {
@@ -152,7 +163,6 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
         else if (name == "video") video = null;
         else fields[name] = value;
         fields["manifest"] = name == "manifest" ? value : manifest.ToJsonString();
-        if (name == "h_final") fields["mode"] = "v0";
 
         using var form = new MultipartFormDataContent();
         foreach (var (key, text) in fields.Where(f => f.Value is not null)) form.Add(new StringContent(text!), key);
@@ -166,18 +176,26 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
     }
 
     [Fact]
-    public async Task V1_needs_its_latent_and_hash_and_only_v1_takes_them()
+    public async Task V1_needs_its_commitment_latent_reveal_and_beacon_and_only_v1_takes_them()
     {
-        var x0 = await FinalLatentFile(jobs.Frames.Manifest);
+        var challenge = await ChallengeAsync(jobs.Frames.Manifest, "block 0x1f", count: null);
+        var garbage = Encoding.ASCII.GetBytes("not a safetensors file");
 
         var (missing, missingBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames"));
-        var (extra, extraBody) = await Validate(jobs.Server, Form("v0", jobs.Frames.Manifest, jobs.Frames.Content, "frames", x0, new string('0', 64)));
-        var (garbage, garbageBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", await Temp([1, 2, 3]), new string('0', 64)));
+        var (extra, extraBody) = await Validate(jobs.Server, Form("v0", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge));
+        var (badCommitment, badCommitmentBody) = await Validate(jobs.Server,
+            Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge with { Commitment = "{\"version\": 1}" }));
+        var (badCount, badCountBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge with { Count = "5" }));
+        var (badLatent, badLatentBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge with { FinalLatent = garbage }));
+        var (badReveal, badRevealBody) = await Validate(jobs.Server, Form("v1", jobs.Frames.Manifest, jobs.Frames.Content, "frames", challenge with { Reveal = garbage }));
 
-        Assert.Equal((HttpStatusCode.UnprocessableEntity, HttpStatusCode.UnprocessableEntity, HttpStatusCode.UnprocessableEntity), (missing, extra, garbage));
-        Assert.Equal(["final_latent", "h_final"], Fields(missingBody));
-        Assert.Equal(["final_latent", "h_final"], Fields(extraBody));
-        Assert.Equal(["final_latent"], Fields(garbageBody));
+        Assert.Equal(Enumerable.Repeat(HttpStatusCode.UnprocessableEntity, 6), [missing, extra, badCommitment, badCount, badLatent, badReveal]);
+        Assert.Equal(["final_latent", "reveal", "commitment", "beacon"], Fields(missingBody));
+        Assert.Equal(["commitment", "final_latent", "reveal", "beacon"], Fields(extraBody));
+        Assert.Equal(["commitment"], Fields(badCommitmentBody));
+        Assert.Equal(["count"], Fields(badCountBody));
+        Assert.Equal(["final_latent"], Fields(badLatentBody));
+        Assert.Equal(["reveal"], Fields(badRevealBody));
     }
 
     [Fact]
@@ -242,19 +260,23 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
         return (manifest, await content.Content.ReadAsByteArrayAsync(Ct));
     }
 
-    /// <summary>The job's final latent x0 as the executor would reveal it, recomputed on the worker's own loaded model.</summary>
-    private async Task<string> FinalLatentFile(JsonObject manifest)
+    /// <summary>V1's inputs as a validator collects them from the executor: its commitment, final latent and reveal for a beacon.</summary>
+    public sealed record Challenge(string Commitment, byte[] FinalLatent, byte[] Reveal, string Beacon, string? Count);
+
+    /// <summary>The job's commitment, final latent and the reveal <paramref name="beacon"/> selects, from the worker that ran it.</summary>
+    private async Task<Challenge> ChallengeAsync(JsonObject manifest, string beacon, int? count)
     {
-        var executor = (WanExecutor)jobs.Server.Services.GetRequiredService<NodeController>().Model!;
-        using var document = JsonDocument.Parse(manifest["job_spec"]!.ToJsonString());
-        var spec = WanJobSpec.Parse(document.RootElement);
-        var path = await Temp([]);
-        using var denoised = await Task.Run(() => executor.Pipeline.Denoise(spec, executor.Planner.Model, null, null, Ct), Ct);
-        SafetensorsWriter.Write(path, [new KeyValuePair<string, Tensor>(FinalLatent.TensorName, denoised.FinalLatent)]);
-        return path;
+        var id = manifest["id"]!.GetValue<string>();
+        var query = $"beacon={Uri.EscapeDataString(beacon)}" + (count is { } n ? $"&count={n}" : "");
+        return new Challenge(
+            await jobs.Server.Inference.GetStringAsync($"/v1/videos/{id}/commitment", Ct),
+            await jobs.Server.Inference.GetByteArrayAsync($"/v1/videos/{id}/final_latent", Ct),
+            await jobs.Server.Inference.GetByteArrayAsync($"/v1/videos/{id}/challenges?{query}", Ct),
+            beacon,
+            count?.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
-    private static MultipartFormDataContent Form(string mode, JsonObject manifest, byte[] video, string format, string? finalLatent = null, string? hFinal = null)
+    private static MultipartFormDataContent Form(string mode, JsonObject manifest, byte[] video, string format, Challenge? challenge = null)
     {
         var form = new MultipartFormDataContent
         {
@@ -263,8 +285,12 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
             { new StringContent(format), "format" },
             { new ByteArrayContent(video), "video", "video" },
         };
-        if (finalLatent is not null) form.Add(new ByteArrayContent(File.ReadAllBytes(finalLatent)), "final_latent", "x0.safetensors");
-        if (hFinal is not null) form.Add(new StringContent(hFinal), "h_final");
+        if (challenge is null) return form;
+        form.Add(new StringContent(challenge.Commitment), "commitment");
+        form.Add(new ByteArrayContent(challenge.FinalLatent), "final_latent", "x0.safetensors");
+        form.Add(new ByteArrayContent(challenge.Reveal), "reveal", "reveal.safetensors");
+        form.Add(new StringContent(challenge.Beacon), "beacon");
+        if (challenge.Count is not null) form.Add(new StringContent(challenge.Count), "count");
         return form;
     }
 
@@ -278,16 +304,9 @@ public sealed class VideoValidationsApiTests(VideoValidationsApiTests.CompletedJ
         }
     }
 
+    private static string[] FailedChecks(JsonNode body) =>
+        [.. body["checks"]!.AsArray().Where(c => !c!["pass"]!.GetValue<bool>()).Select(c => c!["name"]!.GetValue<string>())];
+
     private static string[] Fields(JsonNode? body) =>
         [.. body!["detail"]!.AsArray().Select(d => string.Join('.', d!["loc"]!.AsArray().Select(l => l!.GetValue<string>())))];
-
-    public void Dispose() => _folder.Delete(recursive: true);
-
-    /// <summary>A new file of the test's folder holding <paramref name="bytes"/>.</summary>
-    private async Task<string> Temp(byte[] bytes)
-    {
-        var path = Path.Combine(_folder.FullName, Guid.NewGuid().ToString("N"));
-        await File.WriteAllBytesAsync(path, bytes, Ct);
-        return path;
-    }
 }

@@ -1,5 +1,6 @@
 using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Hosting;
+using MLNode.Protocol.Diffusion;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Dit;
@@ -22,4 +23,11 @@ public interface IVideoExecutor : IModelExecutor
     /// job ends with. T may be a prefix of a job's latent frames (the VAE is causal; see <see cref="WanPipeline.DecodeFrames"/>).
     /// </summary>
     Task<WanVideo> DecodeAsync(Tensor latent, CancellationToken ct);
+
+    /// <summary>
+    /// Replays the steps <paramref name="reveal"/> answers for (<paramref name="beacon"/>, <paramref name="count"/>) of
+    /// another executor's <paramref name="commitment"/> to <paramref name="spec"/> on this model
+    /// (<see cref="StepRevealVerifier.Verify"/>); a <see cref="FormatException"/> when the reveal lacks a tensor it must carry.
+    /// </summary>
+    Task<RevealVerification> VerifyRevealAsync(WanJobSpec spec, TrajectoryCommitment commitment, RevealBundle reveal, string beacon, int count, CancellationToken ct);
 }

@@ -6,6 +6,7 @@ using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
+using MLNode.Protocol.Diffusion;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Hub;
@@ -113,6 +114,9 @@ public sealed class WanExecutor(ModelCard card, WanPipeline pipeline, WanJobPlan
         ArgumentNullException.ThrowIfNull(latent);
         return Task.Run(() => Pipeline.DecodeFrames(latent, ct), ct);
     }
+
+    public Task<RevealVerification> VerifyRevealAsync(WanJobSpec spec, TrajectoryCommitment commitment, RevealBundle reveal, string beacon, int count, CancellationToken ct) =>
+        Task.Run(() => new StepRevealVerifier(Pipeline, Planner.Model).Verify(spec, commitment, reveal, beacon, count, ct), ct);
 
     public ValueTask DisposeAsync()
     {

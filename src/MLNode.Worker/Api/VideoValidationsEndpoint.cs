@@ -1,8 +1,10 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Options;
 using MLNode.Engines.Dit;
+using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Validation;
 using MLNode.Protocol;
+using MLNode.Runtime.Checkpoints;
 using MLNode.Protocol.Management;
 using MLNode.Protocol.OpenAi;
 using MLNode.Worker.Node;
@@ -14,9 +16,10 @@ namespace MLNode.Worker.Api;
 /// <c>POST /v1/videos/validations</c>: a validator's check of another worker's text-to-video job (docs/wan-validation.md),
 /// answered synchronously with the verdict, each check (name, value, threshold, rule, pass) and the stages' times.
 /// Mode v0 checks the delivered video against the manifest on the request thread, in milliseconds; v1 adds the decode
-/// check of the revealed final latent and v2 regenerates the job, both on the loaded model (503 without one, 409 when
-/// this node cannot replay the job's spec), run through <see cref="VideoJobQueue.RunOnModelAsync"/> so that they take
-/// turns with queued jobs instead of sharing the model with one. V1 and V2 are skipped when V0 already rejects.
+/// check of the revealed final latent and the replay of the challenged steps against the executor's trajectory
+/// commitment, and v2 regenerates the job, both on the loaded model (503 without one, 409 when this node cannot replay
+/// the job's spec), run through <see cref="VideoJobQueue.RunOnModelAsync"/> so that they take turns with queued jobs
+/// instead of sharing the model with one. V1 and V2 are skipped when V0 already rejects.
 /// The client going away cancels a regeneration between steps.
 /// </summary>
 public static class VideoValidationsEndpoint
@@ -32,7 +35,7 @@ public static class VideoValidationsEndpoint
         VideoValidationOptions options, ILogger logger, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
-        var (form, formError) = await VideoValidationForm.ReadAsync(request, options.MaxUploadBytes, ct);
+        var (form, formError) = await VideoValidationForm.ReadAsync(request, options, ct);
         if (form is null) return formError!;
         VideoManifest manifest;
         try
@@ -57,9 +60,10 @@ public static class VideoValidationsEndpoint
         try
         {
             var verdict = new ValidationVerdict();
-            using var latent = form.FinalLatent is { } latentFile
-                ? FinalLatent.Read(await SpoolAsync(latentFile, folder.FullName, ct), VideoValidationForm.FinalLatentField)
-                : null;
+            var challenge = form.Challenge;
+            using var latent = challenge is null ? null
+                : FinalLatent.Read(await SpoolAsync(challenge.FinalLatent, folder.FullName, ct), VideoValidationForm.FinalLatentField);
+            using var reveal = challenge is null ? null : OpenReveal(await SpoolAsync(challenge.Reveal, folder.FullName, ct));
             var videoPath = await SpoolAsync(form.Video, folder.FullName, ct);
             var video = await verdict.TimeAsync("read_video_ms",
                 () => new DeliveredVideoReader(videoOptions.FFmpegPath).ReadAsync(videoPath, form.Format, manifest.Spec, ct));
@@ -68,9 +72,23 @@ public static class VideoValidationsEndpoint
             var delivered = verdict.Time("v0_ms", () => validator.CheckDelivery(manifest, video, verdict));
             if (delivered && executor is not null)
             {
-                var ran = await queue.RunOnModelAsync(executor, token => form.Mode == VideoValidationMode.V1
-                    ? validator.CheckDecodeAsync(manifest, video, latent!, form.HFinal!, executor, verdict, token)
-                    : validator.CheckRegenerationAsync(manifest, video, executor, verdict, token), ct);
+                var ran = await queue.RunOnModelAsync(executor, async token =>
+                {
+                    if (challenge is null)
+                    {
+                        await validator.CheckRegenerationAsync(manifest, video, executor, verdict, token);
+                        return;
+                    }
+                    await validator.CheckDecodeAsync(manifest, video, latent!, challenge.Commitment, executor, verdict, token);
+                    try
+                    {
+                        await validator.CheckStepsAsync(manifest, challenge.Commitment, reveal!, challenge.Beacon, challenge.Count, executor, verdict, token);
+                    }
+                    catch (FormatException e)
+                    {
+                        throw new ValidationInputException(VideoValidationForm.RevealField, e.Message);
+                    }
+                }, ct);
                 if (!ran) return SystemEndpoints.NoBackend();
             }
             logger.LogInformation("Validation {Mode} of job {JobId}: {Verdict} ({Failed}) in {Ms:F0} ms", form.Mode, manifest.JobId,
@@ -96,6 +114,19 @@ public static class VideoValidationsEndpoint
         checks = verdict.Checks,
         timings = new Dictionary<string, double>(verdict.TimingsMs) { ["total_ms"] = total.TotalMilliseconds },
     };
+
+    /// <summary>Opens the uploaded step reveal; a file that is none is the request's fault, named <c>reveal</c>.</summary>
+    private static RevealBundle OpenReveal(string path)
+    {
+        try
+        {
+            return RevealBundle.Open(path);
+        }
+        catch (Exception e) when (e is FormatException or SafetensorsFormatException)
+        {
+            throw new ValidationInputException(VideoValidationForm.RevealField, $"not a step reveal: {e.Message.Replace(path, "upload", StringComparison.Ordinal)}");
+        }
+    }
 
     /// <summary>Copies an upload into a private file of the request's own folder (FFmpeg and the safetensors reader want a path).</summary>
     private static async Task<string> SpoolAsync(IFormFile file, string folder, CancellationToken ct)

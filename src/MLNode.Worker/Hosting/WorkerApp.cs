@@ -87,7 +87,7 @@ public static class WorkerApp
             .Validate(o => o.IsValid, "Video settings: MaxFrames, MaxPixels, MaxSteps, MaxQueuedJobs, ChallengeWindow, ChallengeSweepInterval and ChallengeSteps must be positive, OutputDir and FFmpegPath set")
             .ValidateOnStart();
         builder.Services.AddOptions<VideoValidationOptions>().BindConfiguration(VideoValidationOptions.Section)
-            .Validate(o => o.Problem() is null, "VideoValidation settings: pHash bounds in 0..64, fractions in [0, 1], SSIM in [-1, 1], finite PSNR, MaxUploadBytes positive")
+            .Validate(o => o.Problem() is null, "VideoValidation settings: pHash bounds in 0..64, fractions in [0, 1], SSIM in [-1, 1], finite PSNR, error bounds non-negative, ChallengeSteps and MaxUploadBytes positive")
             .ValidateOnStart();
         builder.Services.AddSingleton<VideoMetrics>();
         builder.Services.AddSingleton<VideoJobQueue>();

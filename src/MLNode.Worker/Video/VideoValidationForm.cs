@@ -1,7 +1,10 @@
+using System.Globalization;
+using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Http.Features;
 using MLNode.Engines.Dit.Output;
+using MLNode.Engines.Dit.Validation;
+using MLNode.Protocol.Diffusion;
 using MLNode.Protocol.Management;
 using MLNode.Protocol.OpenAi;
 using MLNode.Worker.Api;
@@ -11,32 +14,44 @@ namespace MLNode.Worker.Video;
 /// <summary>The validation modes of spec §5.6 (C) that a worker runs.</summary>
 public enum VideoValidationMode { V0, V1, V2 }
 
+/// <summary>V1's inputs beside the delivered video: the executor's commitment, its final latent, and its reveal of the steps <see cref="Beacon"/> selects.</summary>
+public sealed record StepChallenge(TrajectoryCommitment Commitment, IFormFile FinalLatent, IFormFile Reveal, string Beacon, int Count);
+
 /// <summary>
 /// A <c>POST /v1/videos/validations</c> multipart form, read strictly: <c>mode</c> (v0, v1 or v2), <c>manifest</c>
 /// (the executor's video object as JSON text), <c>video</c> (the delivered file) with its <c>format</c> (mp4, frames or
-/// png, as /v1/videos names them; mp4 when absent), and for v1 <c>final_latent</c> (safetensors holding "x0") with
-/// <c>h_final</c>, the hash the executor committed. Any other field, a field given twice, or a file where a value
-/// belongs (or the reverse) is refused by name.
+/// png, as /v1/videos names them; mp4 when absent), and for v1 the executor's answers to a challenge:
+/// <c>commitment</c> (its trajectory commitment, JSON text as <c>GET /v1/videos/{id}/commitment</c> gives it),
+/// <c>final_latent</c> (safetensors holding "x0", as <c>/final_latent</c> gives it), <c>reveal</c> (the step reveal, as
+/// <c>/challenges</c> gives it) with the <c>beacon</c> it answers and optionally the <c>count</c> of steps asked (else
+/// <see cref="VideoValidationOptions.ChallengeSteps"/>, at most the job's steps). Any other field, a field given twice,
+/// or a file where a value belongs (or the reverse) is refused by name.
 /// </summary>
-public sealed partial record VideoValidationForm(
-    VideoValidationMode Mode, JsonElement Manifest, IFormFile Video, VideoFormat Format, IFormFile? FinalLatent, string? HFinal)
+public sealed record VideoValidationForm(
+    VideoValidationMode Mode, JsonElement Manifest, IFormFile Video, VideoFormat Format, StepChallenge? Challenge)
 {
     public const string VideoField = "video";
     public const string FinalLatentField = "final_latent";
-
-    /// <summary>Room for the text fields beside the files: the manifest lists a hash per frame and per weight file.</summary>
-    public const long FormFieldBytes = 1 << 20;
-
-    private static readonly string[] Values = ["mode", "manifest", "format", "h_final"];
-    private static readonly string[] Files = [VideoField, FinalLatentField];
+    public const string RevealField = "reveal";
 
     /// <summary>
-    /// Reads the form within the limits: the whole body within two uploads plus <see cref="FormFieldBytes"/> (413), each
-    /// file within <paramref name="maxUploadBytes"/> (413 naming it), every field well formed (422 naming it).
+    /// Room for the text fields beside the files: the manifest lists a hash per frame and per weight file; a commitment
+    /// is about 1.5 KB per step.
     /// </summary>
-    public static async Task<(VideoValidationForm? Form, IResult? Error)> ReadAsync(HttpRequest request, long maxUploadBytes, CancellationToken ct)
+    public const long FormFieldBytes = 1 << 20;
+
+    private static readonly string[] Values = ["mode", "manifest", "format", "commitment", "beacon", "count"];
+    private static readonly string[] Files = [VideoField, FinalLatentField, RevealField];
+    private static readonly string[] ChallengeFields = ["commitment", FinalLatentField, RevealField, "beacon", "count"];
+
+    /// <summary>
+    /// Reads the form within the limits: the whole body within three uploads plus <see cref="FormFieldBytes"/> (413),
+    /// each file within the options' MaxUploadBytes (413 naming it), every field well formed (422 naming it).
+    /// </summary>
+    public static async Task<(VideoValidationForm? Form, IResult? Error)> ReadAsync(HttpRequest request, VideoValidationOptions options, CancellationToken ct)
     {
-        var maxBody = 2 * maxUploadBytes + FormFieldBytes;
+        var maxUploadBytes = options.MaxUploadBytes;
+        var maxBody = Files.Length * maxUploadBytes + FormFieldBytes;
         if (request.ContentLength > maxBody) return (null, TooLarge("body", $"the request body is larger than the limit of {maxBody} bytes"));
         if (!request.HasFormContentType || request.ContentType?.StartsWith("multipart/form-data", StringComparison.OrdinalIgnoreCase) != true)
             return (null, RequestBody.Invalid(new FieldError("body", "expected multipart/form-data with mode, manifest and the video file")));
@@ -92,25 +107,54 @@ public sealed partial record VideoValidationForm(
         var manifest = ParseManifest(Text("manifest"), errors);
         var video = form.Files.GetFile(VideoField);
         if (video is null) errors.Add(new FieldError(VideoField, "Field required: the delivered video file"));
-        var latent = form.Files.GetFile(FinalLatentField);
-        var hFinal = Text("h_final");
-        if (mode == VideoValidationMode.V1)
-        {
-            if (latent is null) errors.Add(new FieldError(FinalLatentField, "Field required with mode v1: the revealed final latent (safetensors with one tensor 'x0')"));
-            if (hFinal is null) errors.Add(new FieldError("h_final", "Field required with mode v1: the executor's committed SHA-256 of x0"));
-            else if (!Sha256Hex().IsMatch(hFinal)) errors.Add(new FieldError("h_final", "must be a SHA-256 as 64 lowercase hex digits"));
-        }
+        StepChallenge? challenge = null;
+        if (mode == VideoValidationMode.V1) challenge = ReadChallenge(form, options, errors);
         else
-        {
-            if (latent is not null) errors.Add(new FieldError(FinalLatentField, "is only taken with mode v1"));
-            if (hFinal is not null) errors.Add(new FieldError("h_final", "is only taken with mode v1"));
-        }
+            foreach (var name in ChallengeFields.Where(n => form.ContainsKey(n) || form.Files.Any(f => f.Name == n)))
+                errors.Add(new FieldError(name, "is only taken with mode v1"));
         if (errors.Count > 0) return (null, RequestBody.Invalid([.. errors]));
 
-        foreach (var file in new[] { video!, latent })
+        foreach (var file in new[] { video!, challenge?.FinalLatent, challenge?.Reveal })
             if (file is not null && file.Length > maxUploadBytes)
                 return (null, TooLarge(file.Name, $"the uploaded file is larger than the limit of {maxUploadBytes} bytes (VideoValidation:MaxUploadBytes)"));
-        return (new VideoValidationForm(mode, manifest!.Value, video!, format, latent, hFinal), null);
+        return (new VideoValidationForm(mode, manifest!.Value, video!, format, challenge), null);
+    }
+
+    /// <summary>v1's fields, each required but <c>count</c>; null with the errors added when one is missing or malformed.</summary>
+    private static StepChallenge? ReadChallenge(IFormCollection form, VideoValidationOptions options, List<FieldError> errors)
+    {
+        var before = errors.Count;
+        var latent = form.Files.GetFile(FinalLatentField);
+        if (latent is null) errors.Add(new FieldError(FinalLatentField, "Field required with mode v1: the revealed final latent (safetensors with one tensor 'x0', GET /v1/videos/{id}/final_latent)"));
+        var reveal = form.Files.GetFile(RevealField);
+        if (reveal is null) errors.Add(new FieldError(RevealField, "Field required with mode v1: the step reveal (GET /v1/videos/{id}/challenges?beacon=…)"));
+
+        TrajectoryCommitment? commitment = null;
+        if (!form.TryGetValue("commitment", out var commitmentText))
+            errors.Add(new FieldError("commitment", "Field required with mode v1: the executor's trajectory commitment (GET /v1/videos/{id}/commitment) as JSON"));
+        else
+        {
+            try
+            {
+                commitment = TrajectoryCommitment.Parse(Encoding.UTF8.GetBytes(commitmentText.ToString()));
+            }
+            catch (FormatException e)
+            {
+                errors.Add(new FieldError("commitment", $"not a trajectory commitment: {e.Message}"));
+            }
+        }
+
+        var beacon = form.TryGetValue("beacon", out var beaconText) ? beaconText.ToString() : null;
+        if (string.IsNullOrEmpty(beacon)) errors.Add(new FieldError("beacon", "Field required with mode v1: the public beacon the reveal answers"));
+        else if (Encoding.UTF8.GetByteCount(beacon) > VideoVerificationEndpoint.MaxBeaconBytes)
+            errors.Add(new FieldError("beacon", $"is {Encoding.UTF8.GetByteCount(beacon)} bytes of UTF-8, over the limit of {VideoVerificationEndpoint.MaxBeaconBytes}"));
+
+        var steps = commitment?.Steps ?? int.MaxValue;
+        var count = Math.Min(options.ChallengeSteps, steps);
+        if (form.TryGetValue("count", out var countText)
+            && (!int.TryParse(countText.ToString(), NumberStyles.None, CultureInfo.InvariantCulture, out count) || count < 1 || count > steps))
+            errors.Add(new FieldError("count", $"must be an integer in 1..{(commitment is null ? "the job's steps" : steps)}, got '{countText}'"));
+        return errors.Count > before ? null : new StepChallenge(commitment!, latent!, reveal!, beacon!, count);
     }
 
     private static JsonElement? ParseManifest(string? text, List<FieldError> errors)
@@ -140,7 +184,4 @@ public sealed partial record VideoValidationForm(
 
     private static IResult TooLarge(string field, string message) =>
         ChatCompletionsEndpoint.OpenAiFailure(StatusCodes.Status413PayloadTooLarge, OpenAiError.BadRequestType, message, field);
-
-    [GeneratedRegex("^[0-9a-f]{64}$")]
-    private static partial Regex Sha256Hex();
 }

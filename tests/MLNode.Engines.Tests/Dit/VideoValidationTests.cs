@@ -5,6 +5,7 @@ using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Output;
 using MLNode.Engines.Dit.Trajectory;
 using MLNode.Engines.Dit.Validation;
+using MLNode.Protocol.Diffusion;
 using MLNode.Runtime.Checkpoints;
 using static TorchSharp.torch;
 
@@ -14,8 +15,9 @@ namespace MLNode.Engines.Tests.Dit;
 /// The validation modes on wan-tiny's reference job (<see cref="WanTinyJob"/>, generated once on the CPU): V0 accepts
 /// the honest MP4 and lossless deliveries and rejects tampered frames, a wrong frame rate, extra frames and a spec that
 /// is not the one hashed; V1's decode check accepts the revealed latent (bit-exact on the same CPU, also from a prefix
-/// of latent frames) and rejects a perturbed or uncommitted one; V2 regenerates the job bit-exactly and rejects a video
-/// that is not the spec's.
+/// of latent frames) and rejects a perturbed or uncommitted one; V1's step checks accept an honest reveal with zero
+/// errors and reject a tampered one, one for other steps than the beacon's, and a consistent run of another seed;
+/// V2 regenerates the job bit-exactly and rejects a video that is not the spec's.
 /// </summary>
 public sealed class VideoValidationTests : IDisposable
 {
@@ -160,12 +162,12 @@ public sealed class VideoValidationTests : IDisposable
     {
         using var x0 = await Reveal(Job.FinalLatent);
 
-        var verdict = await V1(x0, Hash(Job.FinalLatent));
+        var verdict = await V1(x0, Job.Trajectory);
 
         Log(verdict);
         Assert.True(verdict.Accept);
         Assert.True(verdict.BitExact);
-        Assert.Equal(x0.Sha256, Hash(Job.FinalLatent));
+        Assert.Equal(x0.Sha256, Convert.ToHexStringLower(Job.Trajectory.FinalHash));
         Assert.Equal(["final_latent_sha256", "final_latent_shape", "decode_mean_psnr_db", "decode_min_ssim", "decode_max_phash_bits"],
             verdict.Checks.Skip(6).Select(c => c.Name));
         Assert.Equal(Psnr.CapDb, Check(verdict, "decode_mean_psnr_db").Value);
@@ -178,7 +180,7 @@ public sealed class VideoValidationTests : IDisposable
         using var prefix = Job.FinalLatent.narrow(1, 0, 2);
 
         var decoded = await Job.Executor.DecodeAsync(prefix, Ct);
-        var verdict = await V1(x0, x0.Sha256, new VideoValidationOptions { DecodeLatentFrames = 2 });
+        var verdict = await V1(x0, Job.Trajectory, new VideoValidationOptions { DecodeLatentFrames = 2 });
 
         // Two latent frames give 1 + 4 frames, byte for byte the whole latent's first five.
         Assert.Equal(5, decoded.FrameCount);
@@ -198,7 +200,7 @@ public sealed class VideoValidationTests : IDisposable
         using var perturbed = Job.FinalLatent + 0.5f * noise;
         using var x0 = await Reveal(perturbed);
 
-        var verdict = await V1(x0, Hash(perturbed));
+        var verdict = await V1(x0, Committing(perturbed));
 
         Log(verdict);
         Assert.Equal(["decode_mean_psnr_db", "decode_min_ssim", "decode_max_phash_bits"], Failed(verdict));
@@ -211,7 +213,7 @@ public sealed class VideoValidationTests : IDisposable
         using var shifted = Job.FinalLatent + 1e-3f;
         using var x0 = await Reveal(shifted);
 
-        var verdict = await V1(x0, Hash(Job.FinalLatent));
+        var verdict = await V1(x0, Job.Trajectory);
 
         Assert.Equal(["final_latent_sha256"], Failed(verdict));
         Assert.DoesNotContain(verdict.Checks, c => c.Name.StartsWith("decode", StringComparison.Ordinal));
@@ -230,6 +232,71 @@ public sealed class VideoValidationTests : IDisposable
 
         foreach (var file in new[] { path, other, f16 })
             Assert.Equal("final_latent", Assert.Throws<ValidationInputException>(() => FinalLatent.Read(file, "final_latent")).Field);
+    }
+
+    [Fact]
+    public async Task An_honest_reveal_passes_the_step_checks_with_zero_errors()
+    {
+        var states = States(Job.Spec);
+        using var reveal = Reveal(Job.Trajectory, states, "block 17", 2);
+
+        var verdict = await Steps(ManifestWithTrajectory(), Job.Trajectory, reveal, "block 17", 2);
+
+        Log(verdict);
+        Assert.True(verdict.Accept);
+        var k = reveal.Manifest.Challenged;
+        Assert.Equal(["commitment_merkle_root", "commitment_h_final", "trajectory_consistent", "challenges_match_beacon",
+            .. k[0] <= 2 ? ["initial_noise"] : Array.Empty<string>(),
+            .. k.SelectMany(step => new[] { "proofs", "hashes", "e_v", "e_x", "replay", "sketches" }.Select(c => $"step_{step}_{c}"))],
+            verdict.Checks.Select(c => c.Name));
+        // Same weights, same CPU, same float32 kernels: the replay is bit-exact.
+        Assert.All(verdict.Checks.Where(c => c.Rule == CheckRule.AtMost), c => Assert.Equal(0.0, Convert.ToDouble(c.Value)));
+    }
+
+    [Fact]
+    public async Task A_tampered_velocity_in_the_reveal_fails_the_hash_of_its_step()
+    {
+        // v_k of a challenged step nudged by 1e-3 after the fact: m_k = x̃_k − σ_k·v_k no longer hashes to h_k.
+        var path = RevealFile(Job.Trajectory, States(Job.Spec), "block 17", 1);
+        var k = RevealManifest.For(Job.Trajectory, "block 17", 1).Challenged[0];
+        using var tampered = Tampered(path, RevealBundle.VelocityTensor(k), v => v + 1e-3f);
+
+        var verdict = await Steps(ManifestWithTrajectory(), Job.Trajectory, tampered, "block 17", 1);
+
+        Log(verdict);
+        Assert.False(verdict.Accept);
+        Assert.Contains($"step_{k}_hashes", Failed(verdict));
+        Assert.True(Check(verdict, $"step_{k}_e_v").Pass, "the validator's own velocity still matches the committed sketch");
+    }
+
+    [Fact]
+    public async Task A_reveal_of_steps_the_beacon_did_not_select_fails()
+    {
+        var states = States(Job.Spec);
+        var asked = Enumerable.Range(0, 100).Select(i => $"beacon {i}").First(b =>
+            !StepChallenges.Select(b, Job.Trajectory.MerkleRoot, [.. Job.Trajectory.Records.Select(r => r.Expert)], 1)
+                .SequenceEqual(StepChallenges.Select("mine", Job.Trajectory.MerkleRoot, [.. Job.Trajectory.Records.Select(r => r.Expert)], 1)));
+        using var reveal = Reveal(Job.Trajectory, states, "mine", 1);
+
+        var verdict = await Steps(ManifestWithTrajectory(), Job.Trajectory, reveal, asked, 1);
+
+        Assert.Equal(["trajectory_consistent", "challenges_match_beacon"], Failed(verdict));
+    }
+
+    [Fact]
+    public async Task A_consistent_run_of_another_seed_fails_only_on_its_noise()
+    {
+        // The executor ran seed 43 and committed to it honestly, under the job's id. Every step it reveals replays exactly:
+        // teacher-forced steps cannot see the seed; x̃_0 against the job's noise can.
+        var other = States(Job.Spec with { Seed = 43 }, out var run);
+        var claimed = new TrajectoryCommitment(Job.Spec.JobId, run.Jl, run.LatentShape, run.Records, run.FinalHash, run.FinalSketch);
+        using var reveal = Reveal(claimed, other, "all", 4);
+
+        var verdict = await Steps(Manifest(), claimed, reveal, "all", 4);
+
+        Log(verdict);
+        Assert.Equal(["initial_noise"], Failed(verdict));
+        Assert.True(Convert.ToDouble(Check(verdict, "initial_noise").Value) > 1, "another seed's noise is ≈ √2 away");
     }
 
     [Fact]
@@ -281,14 +348,14 @@ public sealed class VideoValidationTests : IDisposable
         return verdict;
     }
 
-    private async Task<ValidationVerdict> V1(FinalLatent x0, string hFinal, VideoValidationOptions? options = null)
+    private async Task<ValidationVerdict> V1(FinalLatent x0, TrajectoryCommitment commitment, VideoValidationOptions? options = null)
     {
         var manifest = Parse(Manifest());
         var video = await new DeliveredVideoReader("ffmpeg").ReadAsync(await Write(Job.Video.Frames), VideoFormat.Frames, manifest.Spec, Ct);
         var verdict = new ValidationVerdict();
         var validator = new WanVideoValidator(options ?? new VideoValidationOptions());
         Assert.True(validator.CheckDelivery(manifest, video, verdict));
-        await validator.CheckDecodeAsync(manifest, video, x0, hFinal, Job.Executor, verdict, Ct);
+        await validator.CheckDecodeAsync(manifest, video, x0, commitment, Job.Executor, verdict, Ct);
         return verdict;
     }
 
@@ -303,6 +370,58 @@ public sealed class VideoValidationTests : IDisposable
         return verdict;
     }
 
+    private async Task<ValidationVerdict> Steps(JsonObject manifestJson, TrajectoryCommitment commitment, RevealBundle reveal, string beacon, int count)
+    {
+        var verdict = new ValidationVerdict();
+        await new WanVideoValidator(new VideoValidationOptions()).CheckStepsAsync(Parse(manifestJson), commitment, reveal, beacon, count, Job.Executor, verdict, Ct);
+        return verdict;
+    }
+
+    /// <summary>The sampler states of <paramref name="spec"/> run again on the job's executor, kept in the test's folder.</summary>
+    private StepStateStore States(WanJobSpec spec) => States(spec, out _);
+
+    private StepStateStore States(WanJobSpec spec, out TrajectoryCommitment trajectory)
+    {
+        var states = new StepStateStore(Path.Combine(_folder.FullName, $"states-{Guid.NewGuid():N}"));
+        trajectory = Job.Executor.Pipeline.Generate(spec, Job.Executor.Planner.Model, null, states, Ct).Trajectory;
+        return states;
+    }
+
+    private RevealBundle Reveal(TrajectoryCommitment commitment, StepStateStore states, string beacon, int count) =>
+        RevealBundle.Open(RevealFile(commitment, states, beacon, count));
+
+    private string RevealFile(TrajectoryCommitment commitment, StepStateStore states, string beacon, int count)
+    {
+        var path = Path.Combine(_folder.FullName, $"reveal-{Guid.NewGuid():N}.safetensors");
+        RevealBundle.Write(path, commitment, states, beacon, count);
+        return path;
+    }
+
+    /// <summary>A copy of the reveal at <paramref name="path"/> with tensor <paramref name="name"/> replaced by <paramref name="change"/> of it.</summary>
+    private RevealBundle Tampered(string path, string name, Func<Tensor, Tensor> change)
+    {
+        var copy = Path.Combine(_folder.FullName, $"tampered-{Guid.NewGuid():N}.safetensors");
+        using (var scope = NewDisposeScope())
+        using (var file = SafetensorsFile.Open(path))
+        {
+            var tensors = file.Tensors.Select(t => KeyValuePair.Create(t.Name, t.Name == name ? change(file.Load(t.Name)) : file.Load(t.Name))).ToList();
+            SafetensorsWriter.Write(copy, tensors, file.Metadata);
+        }
+        return RevealBundle.Open(copy);
+    }
+
+    /// <summary>The manifest with the short form of the job's commitment, as GET /v1/videos/{id} gives it.</summary>
+    private static JsonObject ManifestWithTrajectory()
+    {
+        var manifest = Manifest();
+        manifest["trajectory"] = new JsonObject
+        {
+            ["merkle_root"] = Convert.ToHexStringLower(Job.Trajectory.MerkleRoot),
+            ["h_final"] = Convert.ToHexStringLower(Job.Trajectory.FinalHash),
+        };
+        return manifest;
+    }
+
     /// <summary>A latent as an executor reveals it: a safetensors file with one tensor "x0", read back.</summary>
     private async Task<FinalLatent> Reveal(Tensor x0)
     {
@@ -311,7 +430,12 @@ public sealed class VideoValidationTests : IDisposable
         return FinalLatent.Read(path, "final_latent");
     }
 
-    private static string Hash(Tensor latent) => Convert.ToHexStringLower(TensorHash.Sha256(latent));
+    /// <summary>The job's commitment with <paramref name="x0"/>'s hash as h_final: an executor committing to another latent.</summary>
+    private static TrajectoryCommitment Committing(Tensor x0)
+    {
+        var c = Job.Trajectory;
+        return new TrajectoryCommitment(c.JobId, c.Jl, c.LatentShape, c.Records, TensorHash.Sha256(x0), c.FinalSketch);
+    }
 
     private static VideoManifest Parse(JsonObject manifest) => VideoManifest.Parse(JsonDocument.Parse(manifest.ToJsonString()).RootElement);
 

@@ -3,6 +3,7 @@ using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Output;
 using MLNode.Engines.Dit.Poc;
 using MLNode.Engines.Hosting;
+using MLNode.Protocol.Diffusion;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Registry;
 using MLNode.Tests;
@@ -12,16 +13,16 @@ namespace MLNode.Engines.Tests.Dit;
 
 /// <summary>
 /// pipeline_reference.json's job run once on the CPU in float32 by a wan-tiny <see cref="WanExecutor"/>, with all an
-/// executor keeps and delivers: the final latent x0, the canonical frames, the MP4 (16 fps, as the spec says) and the
-/// hashes a completed job reports.
+/// executor keeps and delivers: the final latent x0 and the trajectory commitment, the canonical frames, the MP4 (16 fps,
+/// as the spec says) and the hashes a completed job reports.
 /// </summary>
 public sealed class WanTinyJob
 {
     private static readonly Lazy<WanTinyJob> Job = new(() => WanTiny.OnOwnThread(Run, "reference job"));
 
-    private WanTinyJob(WanExecutor executor, WanJobSpec spec, Tensor finalLatent, WanVideo video, byte[] mp4)
+    private WanTinyJob(WanExecutor executor, WanJobSpec spec, Tensor finalLatent, TrajectoryCommitment trajectory, WanVideo video, byte[] mp4)
     {
-        (Executor, Spec, FinalLatent, Video, Mp4) = (executor, spec, finalLatent, video, mp4);
+        (Executor, Spec, FinalLatent, Trajectory, Video, Mp4) = (executor, spec, finalLatent, trajectory, video, mp4);
         Hashes = VideoHashes.Of(video, mp4);
     }
 
@@ -32,6 +33,8 @@ public sealed class WanTinyJob
 
     /// <summary>x0 [16, 3, 8, 8] on the CPU; shared, so never disposed by a test.</summary>
     public Tensor FinalLatent { get; }
+
+    public TrajectoryCommitment Trajectory { get; }
 
     public WanVideo Video { get; }
     public byte[] Mp4 { get; }
@@ -54,6 +57,6 @@ public sealed class WanTinyJob
         var denoised = executor.Pipeline.Denoise(spec, executor.Planner.Model, null, null, CancellationToken.None);
         var video = executor.Pipeline.DecodeFrames(denoised.FinalLatent, CancellationToken.None);
         var mp4 = new VideoEncoder("ffmpeg").Mp4Async(video, spec.Fps, CancellationToken.None).GetAwaiter().GetResult();
-        return new WanTinyJob(executor, spec, denoised.FinalLatent, video, mp4);
+        return new WanTinyJob(executor, spec, denoised.FinalLatent, denoised.Trajectory, video, mp4);
     }
 }

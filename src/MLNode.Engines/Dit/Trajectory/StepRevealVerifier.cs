@@ -30,8 +30,20 @@ public sealed record StepVerification(
     double LatentSketchError, double VelocitySketchError);
 
 /// <param name="Problems">What in the commitment or the reveal's manifest disagrees with the job (empty when all agree).</param>
-/// <param name="ChallengesAsSelected">The reveal answers the steps the beacon selects, not others of the executor's choosing.</param>
-public sealed record RevealVerification(IReadOnlyList<string> Problems, bool ChallengesAsSelected, IReadOnlyList<StepVerification> Steps);
+/// <param name="Selected">The steps the beacon selects from the commitment.</param>
+/// <param name="Challenged">The steps the reveal answers.</param>
+/// <param name="InitialNoiseError">
+/// ‖x̃_0 − noise‖ / ‖noise‖ of the revealed x̃_0 against the job's seeded noise on the validator's device, when the reveal
+/// carries step 0 (a challenge of step 0, 1 or 2); null otherwise. Teacher-forced steps cannot see the seed: this is
+/// what binds the trajectory to it.
+/// </param>
+/// <param name="Steps">One per challenged step on the job's grid (a step the job does not have is not replayed).</param>
+public sealed record RevealVerification(
+    IReadOnlyList<string> Problems, IReadOnlyList<int> Selected, IReadOnlyList<int> Challenged, double? InitialNoiseError, IReadOnlyList<StepVerification> Steps)
+{
+    /// <summary>The reveal answers the steps the beacon selects, not others of the executor's choosing.</summary>
+    public bool ChallengesAsSelected => Challenged.SequenceEqual(Selected);
+}
 
 /// <param name="HashMatches">SHA-256 of x0's float32 bytes is h_final.</param>
 /// <param name="SketchError">‖JL(x0) − jl_x0‖ / ‖jl_x0‖.</param>
@@ -83,20 +95,24 @@ public sealed class StepRevealVerifier(WanPipeline pipeline, WanModelFacts model
         if (manifest.Steps != commitment.Steps) problems.Add($"the reveal says {manifest.Steps} steps, the commitment {commitment.Steps}");
         if (manifest.Beacon != beacon) problems.Add($"the reveal answers beacon '{manifest.Beacon}', not '{beacon}'");
         var selected = StepChallenges.Select(beacon, commitment.MerkleRoot, [.. commitment.Records.Select(r => r.Expert)], count);
-        var asSelected = manifest.Challenged.SequenceEqual(selected);
 
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        double? noiseError = null;
+        if (manifest.Steps == commitment.Steps && RevealManifest.RevealedSteps(manifest.Challenged, manifest.Steps)[0] == 0)
+            noiseError = RelativeError(reveal.Load(RevealBundle.SampleTensor(0), model.LatentShape(spec.NumFrames, spec.Height, spec.Width), pipeline.Device),
+                WanPipeline.InitialNoise(spec, model, pipeline.Device));
         var contexts = pipeline.Contexts(spec, ct);
         var steps = new List<StepVerification>();
-        // Steps are replayed only on the job's own grid; a disagreement in the step count is already a problem.
-        var replayable = manifest.Steps == commitment.Steps && commitment.Steps == spec.NumInferenceSteps;
-        foreach (var k in replayable ? manifest.Challenged : [])
+        // A step is replayed on the job's own grid, where the job has it: a commitment of another step count is already
+        // a problem, and its steps' errors then show how far its trajectory is from the job's.
+        var replayable = manifest.Steps == commitment.Steps ? manifest.Challenged.Where(k => k < spec.NumInferenceSteps) : [];
+        foreach (var k in replayable)
         {
             ct.ThrowIfCancellationRequested();
             steps.Add(VerifyStep(spec, commitment, reveal, k, contexts, ct));
         }
-        return new RevealVerification(problems, asSelected, steps);
+        return new RevealVerification(problems, selected, manifest.Challenged, noiseError, steps);
     }
 
     /// <summary>Checks a revealed final latent (the latent the VAE decodes) against h_final and JL(x0).</summary>

@@ -31,6 +31,10 @@ public sealed record ValidationCheck(string Name, object Value, object Threshold
 
     public static ValidationCheck Equal(string name, double value, double expected, string? detail = null) =>
         new(name, value, expected, CheckRule.Equal, value == expected, detail);
+
+    /// <summary>A yes-or-no fact that must hold (a proof verifies, hashes match).</summary>
+    public static ValidationCheck Holds(string name, bool value, string? detail = null) =>
+        new(name, value, true, CheckRule.Equal, value, detail);
 }
 
 /// <summary>

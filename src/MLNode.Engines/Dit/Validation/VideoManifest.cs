@@ -4,13 +4,18 @@ using System.Text.RegularExpressions;
 
 namespace MLNode.Engines.Dit.Validation;
 
+/// <summary>What a completed job's video object says of its trajectory commitment: the Merkle root and h_final (lowercase hex).</summary>
+public sealed record ManifestTrajectory(string MerkleRoot, string HFinal);
+
 /// <summary>
 /// What an executor claims about a finished job, as its worker's <c>GET /v1/videos/{id}</c> answers once completed:
 /// the job spec (<c>job_spec</c>), the job id it says the spec hashes to (<c>job_id</c>), and the video's hashes
-/// (<c>hashes</c>: <c>frames_sha256</c>, <c>mp4_sha256</c> when it served an MP4, per-frame <c>phash</c>). Other fields
-/// of the video object are ignored.
+/// (<c>hashes</c>: <c>frames_sha256</c>, <c>mp4_sha256</c> when it served an MP4, per-frame <c>phash</c>), and when
+/// present the short form of its trajectory commitment (<c>trajectory</c>: <c>merkle_root</c>, <c>h_final</c>). Other
+/// fields of the video object are ignored.
 /// </summary>
-public sealed partial record VideoManifest(WanJobSpec Spec, string JobId, string FramesSha256, string? Mp4Sha256, IReadOnlyList<ulong> PHashes)
+public sealed partial record VideoManifest(WanJobSpec Spec, string JobId, string FramesSha256, string? Mp4Sha256, IReadOnlyList<ulong> PHashes,
+    ManifestTrajectory? Trajectory = null)
 {
     /// <summary>Reads a manifest; a missing or malformed field raises a <see cref="ValidationInputException"/> naming it under <paramref name="root"/>.</summary>
     public static VideoManifest Parse(JsonElement json, string root = "manifest")
@@ -42,7 +47,13 @@ public sealed partial record VideoManifest(WanJobSpec Spec, string JobId, string
         var pHashes = phash.EnumerateArray().Select((h, i) => h.ValueKind == JsonValueKind.String && HexHash64().IsMatch(h.GetString()!)
             ? ulong.Parse(h.GetString()!, NumberStyles.HexNumber, CultureInfo.InvariantCulture)
             : throw new ValidationInputException($"{root}.hashes.phash.{i}", "must be a 64-bit pHash as 16 lowercase hex digits")).ToArray();
-        return new VideoManifest(spec, jobId, framesSha256, mp4Sha256, pHashes);
+        ManifestTrajectory? trajectory = null;
+        if (json.TryGetProperty("trajectory", out var t) && t.ValueKind != JsonValueKind.Null)
+        {
+            if (t.ValueKind != JsonValueKind.Object) throw new ValidationInputException($"{root}.trajectory", "must be an object with merkle_root and h_final");
+            trajectory = new ManifestTrajectory(Sha256(t, "merkle_root", $"{root}.trajectory"), Sha256(t, "h_final", $"{root}.trajectory"));
+        }
+        return new VideoManifest(spec, jobId, framesSha256, mp4Sha256, pHashes, trajectory);
     }
 
     private static JsonElement Required(JsonElement json, string name, string root) =>

@@ -49,6 +49,38 @@ public sealed class VideoValidationOptions
     /// <summary>The most pHash bits any regenerated frame may differ by.</summary>
     public int RegenerationPHashMaxBits { get; set; } = 16;
 
+    /// <summary>
+    /// How many steps a v1 request's reveal answers when the request names no count: the executor's default
+    /// (<c>Video:ChallengeSteps</c>), one step of each expert. Never more than the job's steps.
+    /// </summary>
+    public int ChallengeSteps { get; set; } = 2;
+
+    /// <summary>τ_v: the largest e_v = ‖JL(v_val) − u_k‖ / ‖JL(v_val)‖ of a challenged step.</summary>
+    public double StepMaxVelocityError { get; set; } = 0.05;
+
+    /// <summary>τ_x: the largest e_x = ‖x̃_{k+1}^val − x̃_{k+1}‖ / ‖x̃_{k+1}‖ of a challenged step.</summary>
+    public double StepMaxError { get; set; } = 0.05;
+
+    /// <summary>
+    /// The largest error of the sampler's arithmetic replayed on the executor's own tensors (the step from its revealed
+    /// velocity, and the previous step's predictor from its revealed last sample): float32 element-wise ops that every
+    /// IEEE device rounds alike up to a fused multiply-add, so 0 on one device and ~1e-7 across devices.
+    /// </summary>
+    public double StepMaxReplayError { get; set; } = 1e-5;
+
+    /// <summary>
+    /// The largest distance of a committed sketch (s_k, u_k) from the validator's sketch of the revealed tensor: fp16
+    /// rounding of the same float32 sketch is 0 on one device; across devices the projection's noise (≤ 4e-6) and the
+    /// dot products' order move a value by ≈ 1e-6 relative, which can flip an fp16 rounding (≤ 2^-11 of one value).
+    /// </summary>
+    public double SketchMaxError { get; set; } = 1e-3;
+
+    /// <summary>
+    /// The largest ‖x̃_0 − noise‖ / ‖noise‖ of a revealed x̃_0 against the job's seeded noise: the C# Philox reference and
+    /// the CUDA kernel agree within 4e-6 per value; another seed is ≈ √2.
+    /// </summary>
+    public double NoiseMaxError { get; set; } = 1e-4;
+
     /// <summary>Largest uploaded video or latent file (a 720p, 129-frame video's raw frames are 357 MB).</summary>
     public long MaxUploadBytes { get; set; } = 512L << 20;
 
@@ -61,6 +93,9 @@ public sealed class VideoValidationOptions
         : !(DecodeMinSsim is >= -1 and <= 1) || !(RegenerationMinSsim is >= -1 and <= 1) ? "VideoValidation: SSIM thresholds must be in [-1, 1]"
         : !double.IsFinite(DecodeMinMeanPsnrDb) || !double.IsFinite(RegenerationMinMeanPsnrDb) ? "VideoValidation: PSNR thresholds must be finite"
         : DecodeLatentFrames < 0 ? "VideoValidation:DecodeLatentFrames must be 0 (all) or positive"
+        : ChallengeSteps < 1 ? "VideoValidation:ChallengeSteps must be positive"
+        : !(StepMaxVelocityError >= 0) || !(StepMaxError >= 0) || !(StepMaxReplayError >= 0) || !(SketchMaxError >= 0) || !(NoiseMaxError >= 0)
+            ? "VideoValidation: step, sketch and noise error bounds must be non-negative numbers"
         : MaxUploadBytes <= 0 ? "VideoValidation:MaxUploadBytes must be positive"
         : null;
 }

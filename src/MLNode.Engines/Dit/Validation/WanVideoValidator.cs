@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using MLNode.Engines.Dit.Output;
+using MLNode.Engines.Dit.Trajectory;
+using MLNode.Protocol.Diffusion;
 
 namespace MLNode.Engines.Dit.Validation;
 
@@ -14,9 +16,11 @@ public sealed record ReplayConflict(string Field, string Message);
 /// <item>V0, <see cref="CheckDelivery"/> (every job, CPU, milliseconds): the spec hashes to the job id; the delivered
 /// video has the spec's size, frame count and frame rate; its file or frames hash to the manifest's; its frames' pHashes
 /// are within τ_ph of the manifest's for 99% of frames.</item>
-/// <item>V1's decode check, <see cref="CheckDecodeAsync"/>: the revealed final latent hashes to h_final, and the VAE's
-/// decode of it (or of a prefix of its latent frames) matches the delivered frames: mean PSNR ≥ τ_dec, every frame's
-/// SSIM ≥ τ_ssim and pHash within τ_ph.</item>
+/// <item>V1's decode check, <see cref="CheckDecodeAsync"/>: the revealed final latent hashes to the committed h_final,
+/// and the VAE's decode of it (or of a prefix of its latent frames) matches the delivered frames: mean PSNR ≥ τ_dec,
+/// every frame's SSIM ≥ τ_ssim and pHash within τ_ph.</item>
+/// <item>V1's step challenges, <see cref="CheckStepsAsync"/>: the steps a beacon selects, replayed from the executor's
+/// reveal against its trajectory commitment (e_v ≤ τ_v, e_x ≤ τ_x, proofs, hashes).</item>
 /// <item>V2, <see cref="CheckRegenerationAsync"/>: the whole job run again from its spec on this node, compared the same
 /// way with end-to-end thresholds; frames equal to the executor's byte for byte are reported as bit-exact.</item>
 /// </list>
@@ -73,18 +77,20 @@ public sealed class WanVideoValidator(VideoValidationOptions options)
     }
 
     /// <summary>
-    /// V1's decode check on the revealed final latent <paramref name="x0"/> against the executor's committed
-    /// <paramref name="hFinal"/>; true when every check passed. A latent that is not the committed one, or not of the
+    /// V1's decode check on the revealed final latent <paramref name="x0"/> against the h_final of the executor's
+    /// <paramref name="commitment"/>; true when every check passed. A latent that is not the committed one, or not of the
     /// spec's shape, is not decoded.
     /// </summary>
-    public async Task<bool> CheckDecodeAsync(VideoManifest manifest, DeliveredVideo video, FinalLatent x0, string hFinal, IVideoExecutor executor,
+    public async Task<bool> CheckDecodeAsync(VideoManifest manifest, DeliveredVideo video, FinalLatent x0, TrajectoryCommitment commitment, IVideoExecutor executor,
         ValidationVerdict verdict, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(x0);
+        ArgumentNullException.ThrowIfNull(commitment);
         ArgumentNullException.ThrowIfNull(executor);
         var delivered = DeliveredFrames(manifest, video);
         var spec = manifest.Spec;
-        var pass = verdict.Add(ValidationCheck.Equal("final_latent_sha256", x0.Sha256, hFinal, "SHA-256 of the revealed x0's float32 bytes against the committed h_final"));
+        var pass = verdict.Add(ValidationCheck.Equal("final_latent_sha256", x0.Sha256, Convert.ToHexStringLower(commitment.FinalHash),
+            "SHA-256 of the revealed x0's float32 bytes against the committed h_final"));
         var shape = executor.Planner.Model.LatentShape(spec.NumFrames, spec.Height, spec.Width);
         pass &= verdict.Add(ValidationCheck.Equal("final_latent_shape", string.Join('x', x0.Shape), string.Join('x', shape), "x0's [C, T, h, w] against the spec's latent"));
         if (!pass) return false;
@@ -96,6 +102,53 @@ public sealed class WanVideoValidator(VideoValidationOptions options)
         verdict.BitExact = latentFrames == shape[1] ? Sha256(decoded) == manifest.FramesSha256
             : video.Format != VideoFormat.Mp4 ? comparison.Identical : null;
         return AddComparison(verdict, "decode", comparison, Options.DecodeMinMeanPsnrDb, Options.DecodeMinSsim, Options.DecodePHashMaxBits);
+    }
+
+    /// <summary>
+    /// V1's step challenges: <paramref name="reveal"/>, the executor's answer to (<paramref name="beacon"/>,
+    /// <paramref name="count"/>), replayed on this node's model against <paramref name="commitment"/>; true when every
+    /// check passed. The commitment must be the one the manifest named when the job completed (when it names one), agree
+    /// with the spec, and the reveal must answer the steps the beacon selects; every challenged step's proofs and hashes
+    /// must hold, its e_v and e_x stay within τ_v and τ_x, the sampler's arithmetic on the executor's own tensors and the
+    /// committed sketches agree with the revealed tensors, and a revealed x̃_0 must be the seed's noise.
+    /// </summary>
+    public async Task<bool> CheckStepsAsync(VideoManifest manifest, TrajectoryCommitment commitment, RevealBundle reveal, string beacon, int count,
+        IVideoExecutor executor, ValidationVerdict verdict, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(manifest);
+        ArgumentNullException.ThrowIfNull(commitment);
+        ArgumentNullException.ThrowIfNull(executor);
+        ArgumentNullException.ThrowIfNull(verdict);
+        var pass = true;
+        if (manifest.Trajectory is { } named)
+        {
+            pass &= verdict.Add(ValidationCheck.Equal("commitment_merkle_root", Convert.ToHexStringLower(commitment.MerkleRoot), named.MerkleRoot,
+                "the commitment's Merkle root against the one the job's video object named when it completed"));
+            pass &= verdict.Add(ValidationCheck.Equal("commitment_h_final", Convert.ToHexStringLower(commitment.FinalHash), named.HFinal,
+                "the commitment's h_final against the one the job's video object named"));
+        }
+        var verification = await verdict.TimeAsync("step_replay_ms", () => executor.VerifyRevealAsync(manifest.Spec, commitment, reveal, beacon, count, ct));
+        pass &= verdict.Add(ValidationCheck.AtMost("trajectory_consistent", verification.Problems.Count, 0, verification.Problems.Count == 0
+            ? "the commitment and the reveal agree with the job: its id, JL, latent shape, steps, each step's timestep, expert and guidance; the reveal's root and beacon"
+            : string.Join("; ", verification.Problems)));
+        pass &= verdict.Add(ValidationCheck.Equal("challenges_match_beacon", string.Join(',', verification.Challenged), string.Join(',', verification.Selected),
+            $"the steps the reveal answers against the {count} the beacon selects from the commitment"));
+        if (verification.InitialNoiseError is { } noise)
+            pass &= verdict.Add(ValidationCheck.AtMost("initial_noise", noise, Options.NoiseMaxError, "‖x̃_0 − noise(seed)‖ / ‖noise(seed)‖ of the revealed x̃_0"));
+        foreach (var step in verification.Steps)
+        {
+            var k = step.Step;
+            var at = $"step {k} (t = {step.Timestep}, expert {step.Expert}, guidance {step.Guidance})";
+            pass &= verdict.Add(ValidationCheck.Holds($"step_{k}_proofs", step.ProofsVerify, $"{at}: the revealed records' Merkle proofs reach the committed root"));
+            pass &= verdict.Add(ValidationCheck.Holds($"step_{k}_hashes", step.HashesMatch, $"{at}: SHA-256(x̃_j ‖ m_j) of every revealed step j against its record (and x0 against h_final after the last step)"));
+            pass &= verdict.Add(ValidationCheck.AtMost($"step_{k}_e_v", step.VelocityError, Options.StepMaxVelocityError, $"{at}: ‖JL(v_val) − u_k‖ / ‖JL(v_val)‖, this node's velocity against the committed sketch"));
+            pass &= verdict.Add(ValidationCheck.AtMost($"step_{k}_e_x", step.StepError, Options.StepMaxError, $"{at}: ‖x̃_(k+1)^val − x̃_(k+1)‖ / ‖x̃_(k+1)‖, the step replayed with this node's velocity"));
+            pass &= verdict.Add(ValidationCheck.AtMost($"step_{k}_replay", Math.Max(step.ReplayError, step.LastSampleError), Options.StepMaxReplayError,
+                $"{at}: the sampler's arithmetic on the executor's own tensors: the step from its velocity {step.ReplayError:E2}, the previous predictor from its last sample {step.LastSampleError:E2}"));
+            pass &= verdict.Add(ValidationCheck.AtMost($"step_{k}_sketches", Math.Max(step.LatentSketchError, step.VelocitySketchError), Options.SketchMaxError,
+                $"{at}: the committed sketches against the revealed tensors': s_k {step.LatentSketchError:E2}, u_k {step.VelocitySketchError:E2}"));
+        }
+        return pass;
     }
 
     /// <summary>V2: the job regenerated from its spec and compared with the delivered frames; true when every check passed.</summary>
