@@ -13,13 +13,12 @@ public static class WanTinyWorker
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
     /// <summary>
-    /// Starts a worker with wan-tiny loaded (its outputs in a fresh folder unless <paramref name="extraArgs"/> name
-    /// Video:OutputDir, the later argument winning) and waits until it takes jobs.
+    /// Starts a worker with wan-tiny loaded (its outputs in the server's own folder unless <paramref name="extraArgs"/>
+    /// name Video:OutputDir) and waits until it takes jobs.
     /// </summary>
     public static async Task<WorkerServer> StartAsync(params string[] extraArgs)
     {
-        var server = await WorkerServer.StartAsync(Registry,
-            extraArgs: ["--Video:OutputDir", Path.Combine(Path.GetTempPath(), $"mlnode-videos-{Guid.NewGuid():N}"), .. extraArgs]);
+        var server = await WorkerServer.StartAsync(Registry, extraArgs: extraArgs);
         var (status, body) = await JsonHttp.Send(server.Management, HttpMethod.Post, "/api/v1/inference/up", $$"""{"model":"{{ModelId}}"}""");
         Assert.True(status == HttpStatusCode.OK, $"inference/up: {status} {body}");
         for (var i = 0; i < 600; i++)

@@ -42,7 +42,9 @@ public sealed class WorkerServer : IAsyncDisposable
         var registry = Path.Combine(folder, "models.json");
         await File.WriteAllTextAsync(registry, registryJson(folder));
         var (port, inferencePort) = (FreePort(), FreePort());
-        string[] args = ["--models", registry, "--port", $"{port}", "--inference-port", $"{inferencePort}", "--host", "127.0.0.1", "--cache-dir", Path.Combine(folder, "cache"), .. extraArgs];
+        // Video outputs under the server's folder too (a later --Video:OutputDir in extraArgs wins), so disposing removes them.
+        string[] args = ["--models", registry, "--port", $"{port}", "--inference-port", $"{inferencePort}", "--host", "127.0.0.1", "--cache-dir", Path.Combine(folder, "cache"),
+            "--Video:OutputDir", Path.Combine(folder, "videos"), .. extraArgs];
         var app = WorkerApp.Build(args, b => services?.Invoke(b.Services));
         await app.StartAsync();
         return new WorkerServer(app, port, inferencePort, folder);
