@@ -19,6 +19,8 @@ using static TorchSharp.torch;
 //   mlnode-bench whisper [--tiktoken FILE] [--decoder-layers 32] [--tokens 100] [--windows 16]   large-v3 shape, random bf16 weights
 //   mlnode-bench wan-dit [--layers 40] [--runs 3]                              Wan2.2-A14B expert shape, random weights
 //   mlnode-bench wan-dit-fixtures DIR                                          ../shared/fixtures/wan/wan-tiny experts on this device
+//   mlnode-bench wan-calibrate DIR [--device cpu|cuda] [--prompts 4] [--seeds 2] [--steps S] [--margin 2] [--malign-dtype bf16|fp32]
+//                                                                              the video validator's thresholds on wan-tiny (docs/wan-validation.md)
 // Every command takes --cudnn-attention on|off: whether libtorch's SDPA may pick cuDNN; the default is the engine's own
 // choice (on for the Wan commands, off for the decoders).
 using var loggers = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
@@ -36,21 +38,30 @@ return args.FirstOrDefault() switch
     "wan-dit" => WanDitBenchmark.Run(runtime, options),
     "wan-dit-fixtures" => WanDitBenchmark.Fixtures(runtime, args.Length > 1 ? args[1] : "fixtures/wan-tiny"),
     "wan-vae" => WanVaeBenchmark.Run(runtime, options),
+    "wan-calibrate" => WanCalibrateCommand.Run(runtime, args.Length > 1 ? args[1] : "../shared/fixtures/wan/wan-tiny", options, log),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR | wan-vae");
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR | wan-vae | wan-calibrate DIR [--device cpu|cuda --prompts N --seeds N --steps S --margin M --malign-dtype bf16|fp32]");
     return 2;
 }
 
 sealed record Options(Dictionary<string, string> Values)
 {
-    public static Options Parse(string[] args) =>
-        new(Enumerable.Range(0, args.Length / 2).ToDictionary(i => args[2 * i].TrimStart('-'), i => args[2 * i + 1]));
+    /// <summary>"--name value" pairs; a positional argument (a fixture folder) between them is skipped.</summary>
+    public static Options Parse(string[] args)
+    {
+        var values = new Dictionary<string, string>();
+        for (var i = 0; i < args.Length; i++)
+            if (args[i].StartsWith("--", StringComparison.Ordinal) && i + 1 < args.Length) values[args[i][2..]] = args[++i];
+        return new(values);
+    }
 
     public int Int(string name, int fallback) => Values.TryGetValue(name, out var v) ? int.Parse(v) : fallback;
+
+    public double Double(string name, double fallback) => Values.TryGetValue(name, out var v) ? double.Parse(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
 
     public string String(string name, string fallback) => Values.GetValueOrDefault(name, fallback);
 }

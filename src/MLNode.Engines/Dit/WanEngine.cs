@@ -1,9 +1,7 @@
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Dit.Poc;
-using MLNode.Engines.Dit.Text;
 using MLNode.Engines.Dit.Trajectory;
-using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Llm;
 using MLNode.Protocol.Diffusion;
@@ -38,10 +36,8 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         var dtype = DTypes.Parse(entry.Dtype);
         var defaults = Defaults(folder);
 
-        var text = WanTextEncoder.Load(folder, runtime.Device, dtype, logger, ct);
-        var high = WanTransformer3DModel.Load(Path.Combine(folder, "transformer"), runtime.Device, dtype, logger, ct);
-        var low = WanTransformer3DModel.Load(Path.Combine(folder, "transformer_2"), runtime.Device, dtype, logger, ct);
-        var vae = WanVaeDecoder.Load(Path.Combine(folder, "vae"), runtime.Device, logger, ct);
+        var pipeline = WanPipeline.Load(folder, runtime.Device, dtype, logger, ct);
+        var (text, high, low, vae) = (pipeline.Text, pipeline.HighNoiseExpert, pipeline.LowNoiseExpert, pipeline.Vae);
 
         // The files the host verified before loading: the registry's list, or the hub's LFS hashes of the snapshot,
         // whose folder name is the commit the revision resolved to.
@@ -56,7 +52,7 @@ public sealed class WanEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
         // PoC routes nonces over the official 40-step grid at the checkpoint's boundary (docs/wan-poc-routing.md).
         var schedule = new WanPocSchedule(WanPocSchedule.T2VA14B.Timesteps, (int)Math.Round(planner.Defaults.BoundaryRatio * WanPocSchedule.TrainTimesteps));
         var poc = new WanPocProver(high, low, schedule, WanPocGeometry.T2VA14B, logger);
-        return new WanExecutor(card, new WanPipeline(text, high, low, vae, runtime.Device), planner, poc);
+        return new WanExecutor(card, pipeline, planner, poc);
     }, ct);
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using MLNode.Engines.Dit.Sampling;
 using MLNode.Engines.Dit.Text;
 using MLNode.Engines.Dit.Trajectory;
@@ -46,6 +47,23 @@ public sealed class WanPipeline(WanTextEncoder text, WanTransformer3DModel highN
     public WanTransformer3DModel LowNoiseExpert { get; } = lowNoiseExpert;
     public WanVaeDecoder Vae { get; } = vae;
     public Device Device { get; } = device;
+
+    /// <summary>
+    /// A diffusers-layout Wan2.2 T2V checkpoint folder (<c>text_encoder</c> and <c>tokenizer</c>, <c>transformer</c> (high
+    /// noise), <c>transformer_2</c> (low noise), <c>vae</c>) on <paramref name="device"/>: umT5 and the experts'
+    /// projections in <paramref name="dtype"/>, the VAE in float32.
+    /// </summary>
+    public static WanPipeline Load(string folder, Device device, ScalarType dtype, ILogger logger, CancellationToken cancellationToken = default)
+    {
+        var text = WanTextEncoder.Load(folder, device, dtype, logger, cancellationToken);
+        var high = WanTransformer3DModel.Load(Path.Combine(folder, "transformer"), device, dtype, logger, cancellationToken);
+        var low = WanTransformer3DModel.Load(Path.Combine(folder, "transformer_2"), device, dtype, logger, cancellationToken);
+        var vae = WanVaeDecoder.Load(Path.Combine(folder, "vae"), device, logger, cancellationToken);
+        return new WanPipeline(text, high, low, vae, device);
+    }
+
+    /// <summary>This pipeline's text encoder and VAE with other experts (on the same device).</summary>
+    public WanPipeline WithExperts(WanTransformer3DModel highNoise, WanTransformer3DModel lowNoise) => new(Text, highNoise, lowNoise, Vae, Device);
 
     /// <summary>The job's initial latent [C, T, h, w]: torch CUDA <c>randn</c> of that shape seeded with the job's seed.</summary>
     public static Tensor InitialNoise(WanJobSpec spec, WanModelFacts model, Device device)

@@ -1,7 +1,7 @@
-using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using MLNode.Engines.Dit;
 using MLNode.Engines.Dit.Text;
+using MLNode.Engines.Dit.Validation.Calibration;
 using MLNode.Engines.Dit.Vae;
 using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
@@ -58,26 +58,8 @@ public static class WanTiny
         WanVaeConfig.FromFile(Fixtures.Path("wan", "wan-tiny", "vae", "config.json")));
 
     /// <summary>pipeline_reference.json's job as a spec: its prompts, size, steps, shift, boundary, guidance and seed, the official grid.</summary>
-    public static WanJobSpec ReferenceSpec()
-    {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(Fixtures.Path("wan", "wan-tiny", "pipeline_reference.json")));
-        var job = document.RootElement.GetProperty("job");
-        var planner = new WanJobPlanner(Facts(), new WanJobDefaults(), new WanJobLimits());
-        return planner.Plan(new WanJobRequest(
-            job.GetProperty("prompt").GetString()!,
-            job.GetProperty("negative_prompt").GetString(),
-            job.GetProperty("width").GetInt32(),
-            job.GetProperty("height").GetInt32(),
-            job.GetProperty("num_frames").GetInt32(),
-            job.GetProperty("fps").GetInt32(),
-            job.GetProperty("num_inference_steps").GetInt32(),
-            job.GetProperty("flow_shift").GetDouble(),
-            job.GetProperty("boundary_ratio").GetDouble(),
-            job.GetProperty("guidance_scale_high_noise").GetDouble(),
-            job.GetProperty("guidance_scale_low_noise").GetDouble(),
-            WanJobSpec.UniPcOfficial,
-            job.GetProperty("seed").GetUInt64()));
-    }
+    public static WanJobSpec ReferenceSpec() =>
+        new WanJobPlanner(Facts(), new WanJobDefaults(), new WanJobLimits()).Plan(WanCalibration.ReferenceRequest(Fixtures.Path("wan", "wan-tiny")));
 
     public static WanTransformer3DModel Expert(string expert, Numerics numerics)
     {

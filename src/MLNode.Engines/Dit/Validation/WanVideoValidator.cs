@@ -128,7 +128,19 @@ public sealed class WanVideoValidator(VideoValidationOptions options)
                 "the commitment's h_final against the one the job's video object named"));
         }
         var verification = await verdict.TimeAsync("step_replay_ms", () => executor.VerifyRevealAsync(manifest.Spec, commitment, reveal, beacon, count, ct));
-        pass &= verdict.Add(ValidationCheck.AtMost("trajectory_consistent", verification.Problems.Count, 0, verification.Problems.Count == 0
+        return CheckReveal(verification, count, verdict) && pass;
+    }
+
+    /// <summary>
+    /// The checks of a replayed reveal (<see cref="CheckStepsAsync"/> without the manifest's): its problems, the beacon's
+    /// selection of <paramref name="count"/> steps, x̃_0 against the seed's noise when revealed, and each challenged
+    /// step's proofs, hashes, e_v, e_x, replay and sketches against this validator's thresholds; true when all passed.
+    /// </summary>
+    public bool CheckReveal(RevealVerification verification, int count, ValidationVerdict verdict)
+    {
+        ArgumentNullException.ThrowIfNull(verification);
+        ArgumentNullException.ThrowIfNull(verdict);
+        var pass = verdict.Add(ValidationCheck.AtMost("trajectory_consistent", verification.Problems.Count, 0, verification.Problems.Count == 0
             ? "the commitment and the reveal agree with the job: its id, JL, latent shape, steps, each step's timestep, expert and guidance; the reveal's root and beacon"
             : string.Join("; ", verification.Problems)));
         pass &= verdict.Add(ValidationCheck.Equal("challenges_match_beacon", string.Join(',', verification.Challenged), string.Join(',', verification.Selected),
