@@ -27,6 +27,14 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>A dense layer over tensors that already hold its weight [out, in] and bias (views of packed rows: <see cref="PackedLinears"/>).</summary>
+    internal Linear(string prefix, Tensor weight, Tensor? bias) : base(prefix)
+    {
+        this.weight = new Parameter(weight, requires_grad: false);
+        this.bias = bias is null ? null : new Parameter(bias, requires_grad: false);
+        RegisterComponents();
+    }
+
     public long OutFeatures => weight.shape[0];
 
     /// <summary>True when W stays in FP8 (E4M3 bits and block scales) rather than the activation dtype.</summary>

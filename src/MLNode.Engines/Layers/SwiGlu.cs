@@ -1,9 +1,13 @@
+using MLNode.Runtime.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
 
-/// <summary>The gated feed-forward of Qwen/Llama: down(silu(gate(x)) ⊙ up(x)).</summary>
+/// <summary>
+/// The gated feed-forward of Qwen/Llama: down(silu(gate(x)) ⊙ up(x)), gate and up packed into one GEMM and, on the GPU,
+/// the gate applied by one kernel.
+/// </summary>
 public sealed class SwiGlu : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
@@ -11,11 +15,12 @@ public sealed class SwiGlu : nn.Module<Tensor, Tensor>
     private readonly Linear up_proj;
     private readonly Linear down_proj;
 #pragma warning restore IDE1006
+    private readonly PackedLinears _gateUp;
 
     public SwiGlu(WeightSource w, string prefix, long width, long hidden) : base(prefix)
     {
-        gate_proj = new Linear(w, $"{prefix}.gate_proj", width, hidden);
-        up_proj = new Linear(w, $"{prefix}.up_proj", width, hidden);
+        _gateUp = PackedLinears.Load(w, prefix, ["gate_proj", "up_proj"], width, [hidden, hidden]);
+        (gate_proj, up_proj) = (_gateUp.Layers[0], _gateUp.Layers[1]);
         down_proj = new Linear(w, $"{prefix}.down_proj", hidden, width);
         RegisterComponents();
     }
@@ -23,6 +28,14 @@ public sealed class SwiGlu : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return down_proj.forward(nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x)).MoveToOuterDisposeScope();
+        return down_proj.forward(Gate(_gateUp.Forward(x))).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>silu(gate) ⊙ up from the packed [..., 2F] projection.</summary>
+    private Tensor Gate(Tensor gateUp)
+    {
+        if (NativeKernels.Handles(gateUp)) return NativeKernels.SiluMul(gateUp);
+        var parts = _gateUp.Split(gateUp);
+        return nn.functional.silu(parts[0]) * parts[1];
     }
 }

@@ -25,6 +25,9 @@ public abstract class WeightSource(Device device, ScalarType dtype)
     /// </summary>
     public virtual Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures) => null;
 
+    /// <summary>True when <see cref="Fp8Weight"/> gives the linear weight <paramref name="name"/> as block-scaled FP8.</summary>
+    public virtual bool KeepsFp8(string name) => false;
+
     protected abstract Tensor Load(string name, long[] shape);
 
     /// <summary>The tensor, or a refusal naming it when its shape is not the architecture's.</summary>
@@ -59,11 +62,11 @@ public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, Scal
         return model;
     }
 
-    private bool KeepsFp8 => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable;
+    public override bool KeepsFp8(string name) => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable && IsBlockScaledFp8(name);
 
     public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures)
     {
-        if (!KeepsFp8 || !IsBlockScaledFp8(name)) return null;
+        if (!KeepsFp8(name)) return null;
         var bits = WithShape(name, checkpoint.Load(name, Device), [outFeatures, inFeatures]);
         var scaleInv = checkpoint.Load(ScaleName(name), Device);
         try

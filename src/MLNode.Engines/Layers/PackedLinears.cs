@@ -1,0 +1,48 @@
+using static TorchSharp.torch;
+
+namespace MLNode.Engines.Layers;
+
+/// <summary>
+/// Linear layers that read the same input (q/k/v, gate/up) with their weights packed into one [Σ out, in] matrix, so
+/// that one GEMM computes all of them: a decode step then streams the weights in fewer, wider launches. Each layer
+/// stays a module under its checkpoint name, its weight (and bias) a view of the packed rows. Block-scaled FP8 weights
+/// are not packed (each matrix has its own scale grid) and run as separate layers.
+/// </summary>
+public sealed class PackedLinears
+{
+    private readonly Tensor? _weight;
+    private readonly Tensor? _bias;
+    private readonly long[] _widths;
+
+    private PackedLinears(Linear[] layers, long[] widths, Tensor? weight, Tensor? bias) =>
+        (Layers, _widths, _weight, _bias) = (layers, widths, weight, bias);
+
+    /// <summary>The layers, in the order of <see cref="Load"/>'s names; their outputs lie side by side in <see cref="Forward"/>'s.</summary>
+    public IReadOnlyList<Linear> Layers { get; }
+
+    /// <summary>The layers <c>{prefix}.{name}</c> [outFeatures[i], inFeatures], packed unless one of them stays FP8.</summary>
+    public static PackedLinears Load(WeightSource w, string prefix, string[] names, long inFeatures, long[] outFeatures, bool hasBias = false)
+    {
+        if (names.Any(n => w.KeepsFp8($"{prefix}.{n}.weight")))
+            return new([.. names.Select((n, i) => new Linear(w, $"{prefix}.{n}", inFeatures, outFeatures[i], hasBias))], outFeatures, null, null);
+        var weight = empty([outFeatures.Sum(), inFeatures], w.DType, w.Device).DetachFromDisposeScope();
+        var bias = hasBias ? empty([outFeatures.Sum()], w.DType, w.Device).DetachFromDisposeScope() : null;
+        var layers = new Linear[names.Length];
+        for (long i = 0, row = 0; i < names.Length; row += outFeatures[i], i++)
+        {
+            var name = $"{prefix}.{names[i]}";
+            using (var loaded = w.Parameter($"{name}.weight", outFeatures[i], inFeatures)) weight.narrow(0, row, outFeatures[i]).copy_(loaded);
+            if (bias is not null)
+                using (var loaded = w.Parameter($"{name}.bias", outFeatures[i])) bias.narrow(0, row, outFeatures[i]).copy_(loaded);
+            layers[i] = new Linear(name, weight.narrow(0, row, outFeatures[i]), bias?.narrow(0, row, outFeatures[i]));
+        }
+        return new(layers, outFeatures, weight, bias);
+    }
+
+    /// <summary>Every layer's output, side by side along the last dimension [..., Σ out].</summary>
+    public Tensor Forward(Tensor x) =>
+        _weight is null ? cat([.. Layers.Select(l => l.forward(x))], -1) : nn.functional.linear(x, _weight, _bias);
+
+    /// <summary><see cref="Forward"/>'s output cut back into the layers' outputs (views).</summary>
+    public Tensor[] Split(Tensor packed) => packed.split(_widths, -1);
+}
