@@ -44,9 +44,9 @@ public class DecodeKernelsTests
         TensorIndex[] at = [TensorIndex.Tensor(slots), TensorIndex.Colon, TensorIndex.Tensor(positions)];
         expectedKeys.index_put_(Rotated(parts[1], kNorm, kvHeads), at);
         expectedValues.index_put_(parts[2].contiguous().view(batch, kvHeads, dim), at);
-        Assert.True(q.equal(Rotated(parts[0], qNorm, heads)).item<bool>(), "queries differ from RMSNorm + RoPE kernels");
-        Assert.True(keys.equal(expectedKeys).item<bool>(), "keys in the cache differ");
-        Assert.True(values.equal(expectedValues).item<bool>(), "values in the cache differ");
+        Assert.True(q.equal(Rotated(parts[0], qNorm, heads)).all().item<bool>(), "queries differ from RMSNorm + RoPE kernels");
+        Assert.True(keys.equal(expectedKeys).all().item<bool>(), "keys in the cache differ");
+        Assert.True(values.equal(expectedValues).all().item<bool>(), "values in the cache differ");
     }
 
     [Theory]
@@ -88,8 +88,8 @@ public class DecodeKernelsTests
         var again = NativeKernels.DecodeAttention(q, keys, values, slots, positions, Capacity);
         var alone = NativeKernels.DecodeAttention(q.narrow(0, 1, 1), keys, values, slots.narrow(0, 1, 1), positions.narrow(0, 1, 1), PositionOf[1] + 1);
 
-        Assert.True(batched.equal(again).item<bool>(), "two runs differ");
-        Assert.True(batched.narrow(0, 1, 1).equal(alone).item<bool>(), "the sequence alone, over its own span, differs from its row in the batch");
+        Assert.True(batched.equal(again).all().item<bool>(), "two runs differ");
+        Assert.True(batched.narrow(0, 1, 1).equal(alone).all().item<bool>(), "the sequence alone, over its own span, differs from its row in the batch");
     }
 
     [Theory]
@@ -106,8 +106,8 @@ public class DecodeKernelsTests
         var (sum, normed) = norm.AddAndNorm(x, r);
 
         var expectedSum = x + r;
-        Assert.True(sum.equal(expectedSum).item<bool>(), "residual sums differ from the eager add");
-        Assert.True(normed.equal(norm.forward(expectedSum)).item<bool>(), "norms differ from the RMSNorm kernel");
+        Assert.True(sum.equal(expectedSum).all().item<bool>(), "residual sums differ from the eager add");
+        Assert.True(normed.equal(norm.forward(expectedSum)).all().item<bool>(), "norms differ from the RMSNorm kernel");
     }
 
     [Theory]
