@@ -328,6 +328,8 @@ static class DecodeProfile
                 cache.Keys(i), cache.Values(i), slots, positions, heads, kv));
             Stage("attention, exact span", i => NativeKernels.DecodeAttention(q, cache.Keys(i), cache.Values(i), slots, positions, span));
             Stage("attention, span bucket 256", i => NativeKernels.DecodeAttention(q, cache.Keys(i), cache.Values(i), slots, positions, 256));
+            Stage("qkv cuBLAS", i => nn.functional.linear(x, qkv[i].Weight!), GemmBytes((heads + 2 * kv) * hd, d));
+            Stage("gate/up cuBLAS", i => nn.functional.linear(x, gateUp[i].Weight!), GemmBytes(2 * ff, d));
             Stage("o gemm", i => oProj[i].forward(attended), GemmBytes(d, heads * hd));
             Stage("add + rmsnorm", i => norm[i].AddAndNorm(x, x).Normed);
             Stage("gate/up gemm", i => gateUp[i].Forward(x), GemmBytes(2 * ff, d));

@@ -1,3 +1,4 @@
+using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -40,5 +41,9 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     /// <summary>True when W stays in FP8 (E4M3 bits and block scales) rather than the activation dtype.</summary>
     public bool IsFp8 => _fp8 is not null;
 
-    public override Tensor forward(Tensor x) => _fp8 is null ? nn.functional.linear(x, weight, bias) : _fp8.Linear(x, bias);
+    public override Tensor forward(Tensor x) => _fp8 is null ? Dense(x, weight, bias) : _fp8.Linear(x, bias);
+
+    /// <summary>x Wᵀ (+ b) with a dense W: the native GEMV for the few rows of a decode step on the GPU, libtorch's GEMM otherwise.</summary>
+    internal static Tensor Dense(Tensor x, Tensor weight, Tensor? bias) =>
+        NativeKernels.GemvFits(x, weight) ? NativeKernels.Gemv(x, weight, bias) : nn.functional.linear(x, weight, bias);
 }

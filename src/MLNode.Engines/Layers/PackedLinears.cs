@@ -39,9 +39,12 @@ public sealed class PackedLinears
         return new(layers, outFeatures, weight, bias);
     }
 
+    /// <summary>The packed [Σ out, in] weight; null where the layers stay separate.</summary>
+    internal Tensor? Weight => _weight;
+
     /// <summary>Every layer's output, side by side along the last dimension [..., Σ out].</summary>
     public Tensor Forward(Tensor x) =>
-        _weight is null ? cat([.. Layers.Select(l => l.forward(x))], -1) : nn.functional.linear(x, _weight, _bias);
+        _weight is null ? cat([.. Layers.Select(l => l.forward(x))], -1) : Linear.Dense(x, _weight, _bias);
 
     /// <summary><see cref="Forward"/>'s output cut back into the layers' outputs (views).</summary>
     public Tensor[] Split(Tensor packed) => packed.split(_widths, -1);
