@@ -16,6 +16,7 @@ constexpr int kWarp = 32;
 constexpr int kWarps = 4;
 constexpr int kChunk = kWarps * kWarp;  // positions per block: one per lane
 constexpr int kQkvWarps = 8;
+constexpr int kLoads = 8;  // loads in flight per lane in the attention's loops
 
 template <typename T>
 __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float eps, const T* cos, const T* sin, T* k_cache,
@@ -95,15 +96,25 @@ __global__ void __launch_bounds__(kWarps * kWarp) decode_attention(const T* q, c
 #pragma unroll
   for (int h = 0; h < kGroup; h++) score[h] = 0.f;
   if (t <= last) {
+    // The key's vectors are loaded kLoads at a time before any is used: the loop is bound by memory latency.
     const uint4* k = reinterpret_cast<const uint4*>(k_cache + base + t * dim);
-    for (int v = 0; v < dim / kVec; v++) {
-      float x[kVec];
-      mlnode::unpack<T>(k[v], x);
+    const int vectors = dim / kVec;
+    for (int v0 = 0; v0 < vectors; v0 += kLoads) {
+      uint4 raw[kLoads];
 #pragma unroll
-      for (int h = 0; h < kGroup; h++)
-        if (h < group)
+      for (int u = 0; u < kLoads; u++)
+        if (v0 + u < vectors) raw[u] = k[v0 + u];
 #pragma unroll
-          for (int e = 0; e < kVec; e++) score[h] = fmaf(qs[h * dim + v * kVec + e], x[e], score[h]);
+      for (int u = 0; u < kLoads; u++) {
+        if (v0 + u >= vectors) break;
+        float x[kVec];
+        mlnode::unpack<T>(raw[u], x);
+#pragma unroll
+        for (int h = 0; h < kGroup; h++)
+          if (h < group)
+#pragma unroll
+            for (int e = 0; e < kVec; e++) score[h] = fmaf(qs[h * dim + (v0 + u) * kVec + e], x[e], score[h]);
+      }
     }
   }
   float max[kGroup], p[kGroup], sum[kGroup], acc[kGroup][kPerLane];
@@ -120,16 +131,24 @@ __global__ void __launch_bounds__(kWarps * kWarp) decode_attention(const T* q, c
   }
   const long long remaining = last + 1 - first;
   const int valid = remaining < kWarp ? (int)remaining : kWarp;
-  for (int u = 0; u < valid; u++) {
-    const T* v = v_cache + base + (first + u) * dim;
-    float value[kPerLane];
+  for (int u0 = 0; u0 < valid; u0 += kLoads) {
+    float value[kLoads][kPerLane];
 #pragma unroll
-    for (int r = 0; r < kPerLane; r++) value[r] = lane + r * kWarp < dim ? mlnode::load_float(v, lane + r * kWarp) : 0.f;
+    for (int j = 0; j < kLoads; j++) {
+      const T* v = v_cache + base + (first + u0 + j) * dim;
 #pragma unroll
-    for (int h = 0; h < kGroup; h++) {
-      const float ph = __shfl_sync(0xffffffffu, p[h], u);
+      for (int r = 0; r < kPerLane; r++)
+        value[j][r] = u0 + j < valid && lane + r * kWarp < dim ? mlnode::load_float(v, lane + r * kWarp) : 0.f;
+    }
 #pragma unroll
-      for (int r = 0; r < kPerLane; r++) acc[h][r] = fmaf(ph, value[r], acc[h][r]);
+    for (int j = 0; j < kLoads; j++) {
+      if (u0 + j >= valid) break;  // warp-uniform
+#pragma unroll
+      for (int h = 0; h < kGroup; h++) {
+        const float ph = __shfl_sync(0xffffffffu, p[h], u0 + j);
+#pragma unroll
+        for (int r = 0; r < kPerLane; r++) acc[h][r] = fmaf(ph, value[j][r], acc[h][r]);
+      }
     }
   }
 #pragma unroll

@@ -8,7 +8,8 @@ constexpr int kWarp = 32;
 constexpr int kBlockThreads = 256;
 
 template <typename T>
-__device__ __forceinline__ void write_row(const T* x, const T* w, T* y, int width, float inv_rms, int lane, int lanes) {
+__device__ __forceinline__ void write_row(const T* x, const T* __restrict__ w, T* __restrict__ y, int width, float inv_rms, int lane, int lanes) {
+#pragma unroll 4
   for (int i = lane; i < width; i += lanes) {
     const T normed = mlnode::from_float<T>(mlnode::load_float(x, i) * inv_rms);
     y[i] = mlnode::from_float<T>(mlnode::load_float(w, i) * mlnode::load_float(&normed, 0));
@@ -33,10 +34,12 @@ __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int 
 
 // Hidden-state rows: one block per row; warp partials combined in warp order.
 template <typename T>
-__global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float eps) {
+__global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int width, float eps) {
   __shared__ float partial[kBlockThreads / kWarp];
   const T* xr = x + (long long)blockIdx.x * width;
   float sum = 0.f;
+  // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
+#pragma unroll 4
   for (int i = threadIdx.x; i < width; i += kBlockThreads) {
     const float v = mlnode::load_float(xr, i);
     sum = fmaf(v, v, sum);
@@ -53,14 +56,17 @@ __global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float ep
 // The residual sum and its norm in one pass: sum = dtype(x + r) (the eager add's rounding), y = RMSNorm(sum).
 // Each thread reads back only the sums it wrote itself.
 template <typename T>
-__global__ void add_rms_norm_block(const T* x, const T* r, const T* w, T* sum_out, T* y, int width, float eps) {
+__global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ sum_out,
+                                   T* __restrict__ y, int width, float eps) {
   __shared__ float partial[kBlockThreads / kWarp];
   const long long offset = (long long)blockIdx.x * width;
   T* sr = sum_out + offset;
   float sum = 0.f;
+#pragma unroll 4
   for (int i = threadIdx.x; i < width; i += kBlockThreads) {
-    sr[i] = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(x + offset, i), mlnode::load_float(r + offset, i)));
-    const float v = mlnode::load_float(sr, i);
+    const T rounded = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(x + offset, i), mlnode::load_float(r + offset, i)));
+    sr[i] = rounded;
+    const float v = mlnode::load_float(&rounded, 0);
     sum = fmaf(v, v, sum);
   }
   sum = mlnode::warp_sum(sum);
