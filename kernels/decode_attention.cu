@@ -16,7 +16,8 @@ constexpr int kWarp = 32;
 constexpr int kWarps = 4;
 constexpr int kChunk = kWarps * kWarp;  // positions per block: one per lane
 constexpr int kQkvWarps = 8;
-constexpr int kLoads = 8;  // loads in flight per lane in the attention's loops
+constexpr int kLoads = 8;  // value loads in flight per lane
+constexpr int kLanesPerKey = 4;
 
 template <typename T>
 __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float eps, const T* cos, const T* sin, T* k_cache,
@@ -67,7 +68,7 @@ __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float
 }
 
 // One block per (chunk, kv head, sequence); kGroup ≥ the query heads per kv head, kPerLane ≥ D / 32.
-// Each lane scores one position for every query head of the group; each warp then weights its 32 values,
+// Each warp scores 32 positions for every query head of the group, one position per lane, then weights their values,
 // lane i accumulating elements i, i + 32, …; the warps' partials are merged in warp order.
 // partial: [B, H, chunks, 2 + D] floats (max, sum, weighted values) when the span has several chunks;
 // with one chunk the block writes the normalised output itself.
@@ -79,7 +80,7 @@ __global__ void __launch_bounds__(kWarps * kWarp) decode_attention(const T* q, c
   extern __shared__ float shared[];
   float* qs = shared;                              // [group][dim]
   float* warp_ml = qs + kGroup * dim;              // [warps][group][2]
-  float* warp_acc = warp_ml + kWarps * kGroup * 2;  // [warps][group][dim]
+  float* warp_acc = warp_ml + kWarps * kGroup * 2;  // [warps][group][dim], then each warp's scores [group][32]
   const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
   const int group = heads / kv_heads;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -92,31 +93,49 @@ __global__ void __launch_bounds__(kWarps * kWarp) decode_attention(const T* q, c
   const long long base = (slot * kv_heads + g) * capacity * dim;
   const long long first = (long long)chunk * kChunk + warp * kWarp;
   const long long t = first + lane;
-  float score[kGroup];
+  // Scores: kLanesPerKey lanes share each key, lane j of a key summing its vectors j, j + kLanesPerKey, …, so one load
+  // instruction reads whole lines of kKeysPerStep keys (a lane per key would touch 32 lines per load and stall the L1);
+  // the lanes' partial sums meet in a fixed butterfly and land in the warp's row of scores, one position per lane.
+  constexpr int kKeysPerStep = kWarp / kLanesPerKey;
+  constexpr int kMaxVectorsPerLane = kWarps * kWarp / kVec / kLanesPerKey;  // head dim ≤ kWarps·kWarp
+  float* scores = warp_acc + kWarps * kGroup * dim + warp * kGroup * kWarp;  // [group][32] of this warp
+  const int part = lane % kLanesPerKey, key = lane / kLanesPerKey;
+  const int vectors = dim / kVec;
+#pragma unroll 2
+  for (int step = 0; step < kWarp / kKeysPerStep; step++) {
+    const long long tk = first + step * kKeysPerStep + key;
+    float dot[kGroup];
 #pragma unroll
-  for (int h = 0; h < kGroup; h++) score[h] = 0.f;
-  if (t <= last) {
-    // The key's vectors are loaded kLoads at a time before any is used: the loop is bound by memory latency.
-    const uint4* k = reinterpret_cast<const uint4*>(k_cache + base + t * dim);
-    const int vectors = dim / kVec;
-    for (int v0 = 0; v0 < vectors; v0 += kLoads) {
-      uint4 raw[kLoads];
+    for (int h = 0; h < kGroup; h++) dot[h] = 0.f;
+    if (tk <= last) {
+      const uint4* k = reinterpret_cast<const uint4*>(k_cache + base + tk * dim);
+      uint4 raw[kMaxVectorsPerLane];
 #pragma unroll
-      for (int u = 0; u < kLoads; u++)
-        if (v0 + u < vectors) raw[u] = k[v0 + u];
+      for (int j = 0; j < kMaxVectorsPerLane; j++)
+        if (part + j * kLanesPerKey < vectors) raw[j] = k[part + j * kLanesPerKey];
 #pragma unroll
-      for (int u = 0; u < kLoads; u++) {
-        if (v0 + u >= vectors) break;
+      for (int j = 0; j < kMaxVectorsPerLane; j++) {
+        const int v = part + j * kLanesPerKey;
+        if (v >= vectors) break;
         float x[kVec];
-        mlnode::unpack<T>(raw[u], x);
+        mlnode::unpack<T>(raw[j], x);
 #pragma unroll
         for (int h = 0; h < kGroup; h++)
           if (h < group)
 #pragma unroll
-            for (int e = 0; e < kVec; e++) score[h] = fmaf(qs[h * dim + (v0 + u) * kVec + e], x[e], score[h]);
+            for (int e = 0; e < kVec; e++) dot[h] = fmaf(qs[h * dim + v * kVec + e], x[e], dot[h]);
       }
     }
+#pragma unroll
+    for (int h = 0; h < kGroup; h++) {
+      for (int offset = kLanesPerKey / 2; offset > 0; offset /= 2) dot[h] = __fadd_rn(dot[h], __shfl_xor_sync(0xffffffffu, dot[h], offset));
+      if (h < group && part == 0) scores[h * kWarp + step * kKeysPerStep + key] = dot[h];
+    }
   }
+  __syncwarp();
+  float score[kGroup];
+#pragma unroll
+  for (int h = 0; h < kGroup; h++) score[h] = h < group ? scores[h * kWarp + lane] : 0.f;
   float max[kGroup], p[kGroup], sum[kGroup], acc[kGroup][kPerLane];
 #pragma unroll
   for (int h = 0; h < kGroup; h++) {
@@ -215,7 +234,7 @@ template <typename T, int kGroup, int kPerLane>
 void launch_attention(const void* q, const void* k_cache, const void* v_cache, const int64_t* slots, const int64_t* positions, void* out,
                       float* partial, int batch, int heads, int kv_heads, int dim, long long capacity, int chunks, float scale,
                       cudaStream_t s) {
-  const size_t shared = sizeof(float) * (kGroup * dim + kWarps * kGroup * (2 + dim));
+  const size_t shared = sizeof(float) * (kGroup * dim + kWarps * kGroup * (2 + dim) + kWarps * kGroup * kWarp);
   const dim3 grid(chunks, kv_heads, batch);
   auto kernel = decode_attention<T, kGroup, kPerLane>;
   if (shared > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
