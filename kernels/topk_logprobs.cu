@@ -30,7 +30,6 @@
 #include <math_constants.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 
 #include "mlnode_cuda.cuh"
@@ -406,30 +405,6 @@ __global__ void __launch_bounds__(kMaxSlices / 2 * 32) topk_logprobs_merge_kerne
   }
 }
 
-// Block slots of the slice kernel on the current device (SMs × resident blocks per SM), found once per
-// device; the first call also lets the kernel have its ring of shared memory.
-template <typename T>
-mlnode_status slice_slots(int& slots) {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> known[kMaxDevices];  // 0 until found
-  int device = 0;
-  if (cudaError_t error = cudaGetDevice(&device); error != cudaSuccess)
-    return mlnode::fail(MLNODE_CUDA_ERROR, "topk_logprobs: cudaGetDevice: %s", cudaGetErrorString(error));
-  if (device < kMaxDevices && (slots = known[device].load(std::memory_order_relaxed)) > 0) return MLNODE_OK;
-  int sms = 0, per_sm = 0;
-  cudaError_t error = cudaFuncSetAttribute(topk_logprobs_slice_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, kRingBytes);
-  if (error == cudaSuccess) error = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  if (error == cudaSuccess)
-    error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, topk_logprobs_slice_kernel<T>, kThreads, kRingBytes);
-  if (error != cudaSuccess)
-    return mlnode::fail(MLNODE_CUDA_ERROR, "topk_logprobs: slice kernel set-up: %s", cudaGetErrorString(error));
-  if (per_sm < 1)
-    return mlnode::fail(MLNODE_UNSUPPORTED, "topk_logprobs: the slice kernel's %d bytes of shared memory do not fit an SM", kRingBytes);
-  slots = sms * per_sm;
-  if (device < kMaxDevices) known[device].store(slots, std::memory_order_relaxed);
-  return MLNODE_OK;
-}
-
 // Slices per row: the first count whose B·S blocks fill ≥ 90% of the waves they take (else the best fill),
 // with slices of at least kMinSliceVectors and at most kMaxSlices of them.
 int slices_for(long long rows, long long vectors, int slots) {
@@ -502,7 +477,9 @@ MLNODE_API mlnode_status mlnode_topk_logprobs(const void* logits, int32_t dtype,
       return mlnode::fail(MLNODE_INVALID_ARGUMENT, "topk_logprobs: logits is not aligned to its element size");
     if (rows == 0) return MLNODE_OK;
     int slots = 0;
-    if (mlnode_status status = slice_slots<T>(slots); status != MLNODE_OK) return status;
+    if (mlnode_status status = mlnode::resident_blocks<topk_logprobs_slice_kernel<T>>("topk_logprobs", kThreads, kRingBytes, slots);
+        status != MLNODE_OK)
+      return status;
     // Whatever its alignment, a row has at least vocab / P − 2 vectors: what the slices' minimum length is checked on.
     const long long vectors = std::max(0LL, (long long)vocab / mlnode::kPerVector<T> - 2);
     const int slices = slices_for(rows, vectors, slots);
