@@ -45,7 +45,7 @@ constexpr int kRingBytes = kStages * kThreads * 16;
 constexpr int kSampleStages = 2;     // the stages whose vectors are also the floor's sample
 constexpr int kGroups = 32;          // sample groups of kGroupThreads consecutive threads
 constexpr int kGroupThreads = kThreads / kGroups;
-constexpr long long kMinSliceVectors = 1024;  // 16 KiB: shorter slices would be mostly pipeline fill
+constexpr long long kMinSliceVectors = 512;   // 8 KiB, a stage per thread: shorter slices would be all pipeline fill
 constexpr unsigned kAll = 0xffffffffu;
 constexpr int kNoId = INT32_MAX;     // placeholders (floor, kNoId) lose to every element at or above the floor
 static_assert(kStages > kSampleStages, "the sample's stages are in the ring's first fill");
