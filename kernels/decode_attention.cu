@@ -14,10 +14,8 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr int kWarps = 4;
-constexpr int kChunk = kWarps * kWarp;  // positions per block: one per lane
+constexpr int kChunk = kWarps * kWarp;  // positions per block: one per thread
 constexpr int kQkvWarps = 8;
-constexpr int kLoads = 8;  // value loads in flight per lane
-constexpr int kLanesPerKey = 4;
 
 template <typename T>
 __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float eps, const T* cos, const T* sin, T* k_cache,
@@ -67,143 +65,111 @@ __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float
   }
 }
 
-// One block per (chunk, kv head, sequence); kGroup ≥ the query heads per kv head, kPerLane ≥ D / 32.
-// Each warp scores 32 positions for every query head of the group, one position per lane, then weights their values,
-// lane i accumulating elements i, i + 32, …; the warps' partials are merged in warp order.
-// partial: [B, H, chunks, 2 + D] floats (max, sum, weighted values) when the span has several chunks;
-// with one chunk the block writes the normalised output itself.
-template <typename T, int kGroup, int kPerLane>
-__global__ void __launch_bounds__(kWarps * kWarp) decode_attention(const T* q, const T* k_cache, const T* v_cache, const int64_t* slots,
-                                                                     const int64_t* positions, T* out, float* partial, int heads,
-                                                                     int kv_heads, int dim, long long capacity, int chunks, float scale) {
+// One block per (chunk, kv head, sequence), one thread per position of the chunk. The chunk's keys and values are
+// copied to shared memory at once (cp.async: one memory round trip for the whole chunk, which is what bounds a decode
+// step's attention), then thread t scores position t for every query head of the group (kGroup ≥ heads per kv head),
+// the block takes each head's softmax over the chunk (reductions in warp order), and thread i sums element i of the
+// weighted values in position order. partial: [B, H, chunks, 2 + D] floats (max, sum, weighted values) when the span
+// has several chunks; with one chunk the block writes the normalised output itself.
+template <typename T, int kGroup>
+__global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* k_cache, const T* v_cache, const int64_t* slots,
+                                                           const int64_t* positions, T* out, float* partial, int heads, int kv_heads,
+                                                           int dim, long long capacity, int chunks, float scale) {
   constexpr int kVec = mlnode::kPerVector<T>;
-  extern __shared__ float shared[];
-  float* qs = shared;                              // [group][dim]
-  float* warp_ml = qs + kGroup * dim;              // [warps][group][2]
-  float* warp_acc = warp_ml + kWarps * kGroup * 2;  // [warps][group][dim], then each warp's scores [group][32]
-  const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z;
-  const int group = heads / kv_heads;
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const long long slot = slots[b], last = positions[b];
+  extern __shared__ __align__(16) unsigned char shared[];
+  const int pitch = dim + kVec;  // one spare vector per row puts neighbouring rows in other banks
+  T* ks = reinterpret_cast<T*>(shared);                  // [kChunk][pitch]
+  T* vs = ks + kChunk * pitch;                           // [kChunk][pitch]
+  float* qs = reinterpret_cast<float*>(vs + kChunk * pitch);  // [group][dim]
+  float* weights = qs + kGroup * dim;                    // [group][kChunk]
+  float* across = weights + kGroup * kChunk;             // [kWarps][group]
+  const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+  const int warp = tid / kWarp, lane = tid % kWarp;
+  const int group = heads / kv_heads, vectors = dim / kVec;
+  const long long slot = slots[b], last = positions[b], start = (long long)chunk * kChunk;
+  const int count = last < start ? 0 : (int)(last + 1 - start < kChunk ? last + 1 - start : kChunk);
   const long long head0 = (long long)b * heads + (long long)g * group;
 
-  for (int i = threadIdx.x; i < group * dim; i += blockDim.x) qs[i] = mlnode::load_float(q + head0 * dim, i);
+  const long long row0 = ((slot * kv_heads + g) * capacity + start) * dim;
+  for (int i = tid; i < count * vectors; i += kChunk) {
+    const int row = i / vectors, v = i % vectors;
+    mlnode::cp_async16(ks + row * pitch + v * kVec, k_cache + row0 + (long long)row * dim + v * kVec);
+    mlnode::cp_async16(vs + row * pitch + v * kVec, v_cache + row0 + (long long)row * dim + v * kVec);
+  }
+  mlnode::cp_async_commit();
+  for (int i = tid; i < group * dim; i += kChunk) qs[i] = mlnode::load_float(q + head0 * dim, i);
+  mlnode::cp_async_wait<0>();
   __syncthreads();
 
-  const long long base = (slot * kv_heads + g) * capacity * dim;
-  const long long first = (long long)chunk * kChunk + warp * kWarp;
-  const long long t = first + lane;
-  // Scores: kLanesPerKey lanes share each key, lane j of a key summing its vectors j, j + kLanesPerKey, …, so one load
-  // instruction reads whole lines of kKeysPerStep keys (a lane per key would touch 32 lines per load and stall the L1);
-  // the lanes' partial sums meet in a fixed butterfly and land in the warp's row of scores, one position per lane.
-  constexpr int kKeysPerStep = kWarp / kLanesPerKey;
-  constexpr int kMaxVectorsPerLane = kWarps * kWarp / kVec / kLanesPerKey;  // head dim ≤ kWarps·kWarp
-  float* scores = warp_acc + kWarps * kGroup * dim + warp * kGroup * kWarp;  // [group][32] of this warp
-  const int part = lane % kLanesPerKey, key = lane / kLanesPerKey;
-  const int vectors = dim / kVec;
-#pragma unroll 2
-  for (int step = 0; step < kWarp / kKeysPerStep; step++) {
-    const long long tk = first + step * kKeysPerStep + key;
-    float dot[kGroup];
-#pragma unroll
-    for (int h = 0; h < kGroup; h++) dot[h] = 0.f;
-    if (tk <= last) {
-      const uint4* k = reinterpret_cast<const uint4*>(k_cache + base + tk * dim);
-      uint4 raw[kMaxVectorsPerLane];
-#pragma unroll
-      for (int j = 0; j < kMaxVectorsPerLane; j++)
-        if (part + j * kLanesPerKey < vectors) raw[j] = k[part + j * kLanesPerKey];
-#pragma unroll
-      for (int j = 0; j < kMaxVectorsPerLane; j++) {
-        const int v = part + j * kLanesPerKey;
-        if (v >= vectors) break;
-        float x[kVec];
-        mlnode::unpack<T>(raw[j], x);
-#pragma unroll
-        for (int h = 0; h < kGroup; h++)
-          if (h < group)
-#pragma unroll
-            for (int e = 0; e < kVec; e++) dot[h] = fmaf(qs[h * dim + v * kVec + e], x[e], dot[h]);
-      }
-    }
-#pragma unroll
-    for (int h = 0; h < kGroup; h++) {
-      for (int offset = kLanesPerKey / 2; offset > 0; offset /= 2) dot[h] = __fadd_rn(dot[h], __shfl_xor_sync(0xffffffffu, dot[h], offset));
-      if (h < group && part == 0) scores[h * kWarp + step * kKeysPerStep + key] = dot[h];
-    }
-  }
-  __syncwarp();
   float score[kGroup];
 #pragma unroll
-  for (int h = 0; h < kGroup; h++) score[h] = h < group ? scores[h * kWarp + lane] : 0.f;
-  float max[kGroup], p[kGroup], sum[kGroup], acc[kGroup][kPerLane];
+  for (int h = 0; h < kGroup; h++) score[h] = 0.f;
+  if (tid < count) {
+    for (int v = 0; v < vectors; v++) {
+      float x[kVec];
+      mlnode::unpack<T>(*reinterpret_cast<const uint4*>(ks + tid * pitch + v * kVec), x);
+#pragma unroll
+      for (int h = 0; h < kGroup; h++)
+        if (h < group)
+#pragma unroll
+          for (int e = 0; e < kVec; e++) score[h] = fmaf(qs[h * dim + v * kVec + e], x[e], score[h]);
+    }
+  }
+  float max[kGroup], sum[kGroup];
 #pragma unroll
   for (int h = 0; h < kGroup; h++) {
-    const float s = t <= last ? score[h] * scale : -INFINITY;
-    float m = s;
+    if (h >= group) break;
+    float m = tid < count ? score[h] * scale : -INFINITY;
+    score[h] = m;
     for (int offset = 16; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-    max[h] = m;
-    p[h] = m == -INFINITY ? 0.f : expf(s - m);
-    sum[h] = mlnode::warp_sum(p[h]);
-#pragma unroll
-    for (int r = 0; r < kPerLane; r++) acc[h][r] = 0.f;
+    if (lane == 0) across[warp * kGroup + h] = m;
   }
-  const long long remaining = last + 1 - first;
-  const int valid = remaining < kWarp ? (int)remaining : kWarp;
-  for (int u0 = 0; u0 < valid; u0 += kLoads) {
-    float value[kLoads][kPerLane];
+  __syncthreads();
 #pragma unroll
-    for (int j = 0; j < kLoads; j++) {
-      const T* v = v_cache + base + (first + u0 + j) * dim;
+  for (int h = 0; h < kGroup; h++) {
+    if (h >= group) break;
+    max[h] = -INFINITY;
+    for (int w = 0; w < kWarps; w++) max[h] = fmaxf(max[h], across[w * kGroup + h]);
+  }
+  __syncthreads();
 #pragma unroll
-      for (int r = 0; r < kPerLane; r++)
-        value[j][r] = u0 + j < valid && lane + r * kWarp < dim ? mlnode::load_float(v, lane + r * kWarp) : 0.f;
-    }
+  for (int h = 0; h < kGroup; h++) {
+    if (h >= group) break;
+    const float p = tid < count ? expf(score[h] - max[h]) : 0.f;
+    weights[h * kChunk + tid] = p;
+    const float s = mlnode::warp_sum(p);
+    if (lane == 0) across[warp * kGroup + h] = s;
+  }
+  __syncthreads();
 #pragma unroll
-    for (int j = 0; j < kLoads; j++) {
-      if (u0 + j >= valid) break;  // warp-uniform
+  for (int h = 0; h < kGroup; h++) {
+    if (h >= group) break;
+    sum[h] = 0.f;
+    for (int w = 0; w < kWarps; w++) sum[h] += across[w * kGroup + h];
+  }
+
+  if (tid >= dim) return;
+  float acc[kGroup];
 #pragma unroll
-      for (int h = 0; h < kGroup; h++) {
-        const float ph = __shfl_sync(0xffffffffu, p[h], u0 + j);
+  for (int h = 0; h < kGroup; h++) acc[h] = 0.f;
+  for (int t = 0; t < count; t++) {
+    const float value = mlnode::load_float(vs + t * pitch, tid);
 #pragma unroll
-        for (int r = 0; r < kPerLane; r++) acc[h][r] = fmaf(ph, value[j][r], acc[h][r]);
-      }
-    }
+    for (int h = 0; h < kGroup; h++)
+      if (h < group) acc[h] = fmaf(weights[h * kChunk + t], value, acc[h]);
   }
 #pragma unroll
   for (int h = 0; h < kGroup; h++) {
     if (h >= group) break;
-    if (lane == 0) {
-      warp_ml[(warp * kGroup + h) * 2] = max[h];
-      warp_ml[(warp * kGroup + h) * 2 + 1] = sum[h];
-    }
-#pragma unroll
-    for (int r = 0; r < kPerLane; r++)
-      if (lane + r * kWarp < dim) warp_acc[(warp * kGroup + h) * dim + lane + r * kWarp] = acc[h][r];
-  }
-  __syncthreads();
-
-  // Merge the warps: thread i owns element i of each head (blockDim ≥ dim is checked by the launcher).
-  for (int h = 0; h < group; h++) {
-    float m = -INFINITY;
-    for (int w = 0; w < kWarps; w++) m = fmaxf(m, warp_ml[(w * kGroup + h) * 2]);
-    float l = 0.f, a = 0.f;
-    for (int w = 0; w < kWarps; w++) {
-      const float wm = warp_ml[(w * kGroup + h) * 2];
-      if (wm == -INFINITY) continue;
-      const float f = expf(wm - m);
-      l = fmaf(warp_ml[(w * kGroup + h) * 2 + 1], f, l);
-      if (threadIdx.x < dim) a = fmaf(warp_acc[(w * kGroup + h) * dim + threadIdx.x], f, a);
-    }
     if (chunks == 1) {
-      if (threadIdx.x < dim) out[(head0 + h) * dim + threadIdx.x] = mlnode::from_float<T>(a / l);
+      out[(head0 + h) * dim + tid] = mlnode::from_float<T>(acc[h] / sum[h]);
     } else {
       float* part = partial + ((head0 + h) * chunks + chunk) * (2 + dim);
-      if (threadIdx.x == 0) {
-        part[0] = m;
-        part[1] = l;
+      if (tid == 0) {
+        part[0] = max[h];
+        part[1] = sum[h];
       }
-      if (threadIdx.x < dim) part[2 + threadIdx.x] = a;
+      part[2 + tid] = acc[h];
     }
   }
 }
@@ -230,27 +196,19 @@ __global__ void decode_attention_combine(const float* partial, T* out, int chunk
 
 long long chunk_count(long long span) { return (span + kChunk - 1) / kChunk; }
 
-template <typename T, int kGroup, int kPerLane>
-void launch_attention(const void* q, const void* k_cache, const void* v_cache, const int64_t* slots, const int64_t* positions, void* out,
-                      float* partial, int batch, int heads, int kv_heads, int dim, long long capacity, int chunks, float scale,
-                      cudaStream_t s) {
-  const size_t shared = sizeof(float) * (kGroup * dim + kWarps * kGroup * (2 + dim) + kWarps * kGroup * kWarp);
-  const dim3 grid(chunks, kv_heads, batch);
-  auto kernel = decode_attention<T, kGroup, kPerLane>;
-  if (shared > 48 * 1024) cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
-  kernel<<<grid, kWarps * kWarp, shared, s>>>(static_cast<const T*>(q), static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), slots,
-                                              positions, static_cast<T*>(out), partial, heads, kv_heads, dim, capacity, chunks, scale);
-}
-
 template <typename T, int kGroup>
-mlnode_status dispatch_lanes(int per_lane, const void* q, const void* k_cache, const void* v_cache, const int64_t* slots,
-                             const int64_t* positions, void* out, float* partial, int batch, int heads, int kv_heads, int dim,
-                             long long capacity, int chunks, float scale, cudaStream_t s) {
-  switch (per_lane) {
-    case 1: launch_attention<T, kGroup, 1>(q, k_cache, v_cache, slots, positions, out, partial, batch, heads, kv_heads, dim, capacity, chunks, scale, s); break;
-    case 2: launch_attention<T, kGroup, 2>(q, k_cache, v_cache, slots, positions, out, partial, batch, heads, kv_heads, dim, capacity, chunks, scale, s); break;
-    default: launch_attention<T, kGroup, 4>(q, k_cache, v_cache, slots, positions, out, partial, batch, heads, kv_heads, dim, capacity, chunks, scale, s); break;
+mlnode_status launch_attention(const void* q, const void* k_cache, const void* v_cache, const int64_t* slots, const int64_t* positions,
+                               void* out, float* partial, int batch, int heads, int kv_heads, int dim, long long capacity, int chunks,
+                               float scale, cudaStream_t s) {
+  const int pitch = dim + mlnode::kPerVector<T>;
+  const size_t shared = sizeof(T) * 2 * kChunk * pitch + sizeof(float) * (kGroup * dim + kGroup * kChunk + kWarps * kGroup);
+  auto kernel = decode_attention<T, kGroup>;
+  if (shared > 48 * 1024) {
+    const cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
+    if (error != cudaSuccess) return mlnode::fail(MLNODE_CUDA_ERROR, "decode_attention: %zu bytes of shared memory: %s", shared, cudaGetErrorString(error));
   }
+  kernel<<<dim3(chunks, kv_heads, batch), kChunk, shared, s>>>(static_cast<const T*>(q), static_cast<const T*>(k_cache), static_cast<const T*>(v_cache),
+                                                              slots, positions, static_cast<T*>(out), partial, heads, kv_heads, dim, capacity, chunks, scale);
   return mlnode::check_launch("decode_attention");
 }
 
@@ -305,18 +263,12 @@ MLNODE_API mlnode_status mlnode_decode_attention(const void* q, const void* k_ca
   if (chunks > 65535) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "decode_attention: span %lld is too long", (long long)span);
   if (batch == 0) return MLNODE_OK;
   auto s = static_cast<cudaStream_t>(stream);
-  const int per_lane = (head_dim + kWarp - 1) / kWarp;
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "decode_attention", [&](auto zero) {
     using T = decltype(zero);
     if (head_dim % mlnode::kPerVector<T> != 0)
       return mlnode::fail(MLNODE_UNSUPPORTED, "decode_attention: head dim %d is not a multiple of %d", head_dim, mlnode::kPerVector<T>);
-    mlnode_status status;
-    if (group <= 4)
-      status = dispatch_lanes<T, 4>(per_lane, q, k_cache, v_cache, slots, positions, out, workspace, batch, heads, kv_heads, head_dim, capacity, (int)chunks, scale, s);
-    else if (group <= 8)
-      status = dispatch_lanes<T, 8>(per_lane, q, k_cache, v_cache, slots, positions, out, workspace, batch, heads, kv_heads, head_dim, capacity, (int)chunks, scale, s);
-    else
-      status = dispatch_lanes<T, 16>(per_lane, q, k_cache, v_cache, slots, positions, out, workspace, batch, heads, kv_heads, head_dim, capacity, (int)chunks, scale, s);
+    const auto launch = group <= 4 ? launch_attention<T, 4> : group <= 8 ? launch_attention<T, 8> : launch_attention<T, 16>;
+    const mlnode_status status = launch(q, k_cache, v_cache, slots, positions, out, workspace, batch, heads, kv_heads, head_dim, capacity, (int)chunks, scale, s);
     if (status != MLNODE_OK || chunks == 1) return status;
     decode_attention_combine<<<(unsigned)((long long)batch * heads), 128, 0, s>>>(workspace, static_cast<T*>(out), (int)chunks, head_dim);
     return mlnode::check_launch("decode_attention_combine");

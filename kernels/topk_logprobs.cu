@@ -178,15 +178,6 @@ __device__ void merge_lists(float* a_value, int* a_id, const float* b_value, con
   __syncwarp();
 }
 
-__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
-  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-// Waits until at most `pending` of this thread's committed groups are still in flight; the completed copies
-// are visible to this thread (each thread only reads back the vectors it copied itself).
-template <int pending>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory"); }
 
 // Block-collective: a floor for the slice's top-k from the sample stages, the same in every thread. Each
 // group of kGroupThreads threads takes the maximum of its sample; the k-th largest of the 32 maxima is
@@ -287,12 +278,12 @@ __global__ void __launch_bounds__(kThreads, 2) topk_logprobs_slice_kernel(
   // (empty past the end), so "stage t has landed" is "at most (groups committed − t − 1) still in flight".
   auto issue = [&](long long stage) {
     const long long v = stage * kThreads + tid;
-    if (v < count) cp_async16(&ring[(int)(stage % kStages) * kThreads + tid], mine + v);
-    cp_async_commit();
+    if (v < count) mlnode::cp_async16(&ring[(int)(stage % kStages) * kThreads + tid], mine + v);
+    mlnode::cp_async_commit();
   };
 #pragma unroll
   for (int stage = 0; stage < kStages - 1; stage++) issue(stage);
-  cp_async_wait<kStages - 1 - kSampleStages>();
+  mlnode::cp_async_wait<kStages - 1 - kSampleStages>();
 
   float m = -INFINITY, s = 0.0f;
   WarpTopK top;
@@ -307,7 +298,7 @@ __global__ void __launch_bounds__(kThreads, 2) topk_logprobs_slice_kernel(
 
   const long long stages = (count + kThreads - 1) / kThreads;
   for (long long stage = 0; stage < stages; stage++) {
-    cp_async_wait<kStages - 2>();
+    mlnode::cp_async_wait<kStages - 2>();
     const long long v = stage * kThreads + tid;
     const uint4 raw = v < count ? ring[(int)(stage % kStages) * kThreads + tid] : make_uint4(0, 0, 0, 0);
     // Refills the slot read one step ago: this thread's own copy, already consumed.
@@ -318,7 +309,7 @@ __global__ void __launch_bounds__(kThreads, 2) topk_logprobs_slice_kernel(
     for (int j = 0; j < P; j++) e[j] = __fmul_rn(e[j], inverse_temperature);
     consume(e, v < count ? P : 0, (int)(layout.head + (begin + v) * P), m, s, top);
   }
-  cp_async_wait<0>();
+  mlnode::cp_async_wait<0>();
 
   // Normaliser: butterfly within each warp, then warp 0 over the warps, both in a fixed order.
 #pragma unroll

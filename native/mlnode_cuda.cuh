@@ -67,6 +67,17 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// Asynchronous 16-byte copies global → shared (sm_80+): a thread issues many, commits them as a group, and waits
+// until at most `pending` of its committed groups are in flight; completed copies are visible to the issuing thread
+// (other threads see them after a barrier).
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory"); }
+
 // How many blocks of `Kernel` the current device runs at once (SMs × resident blocks per SM), for grids sized
 // to the GPU. Found once per device and kernel, so a kernel always launches with the same `threads` and `shared`
 // (dynamic shared memory bytes); the first call also grants the kernel more than the default 48 KiB of it.
