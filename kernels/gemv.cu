@@ -1,6 +1,7 @@
-// y = x·Wᵀ (+ b) for a handful of input rows (a decode step of up to kMaxRows sequences): the weights are the traffic,
-// so each is read once, in 16-byte vectors with several loads in flight per lane, and used for every row. cuBLAS runs
-// these shapes at ~75% of HBM bandwidth on an H100 (benchmarks/decode_floor.py).
+// y = x·Wᵀ (+ b) for the few input rows of a decode step: the weights are the traffic, so each is read once, in 16-byte
+// vectors with several loads in flight per lane, and used for every row. For one row this streams at 80–94% of HBM
+// bandwidth on an H100 where cuBLAS reaches 70–83%; from four rows on, reading x from L1 for every weight vector makes
+// it slower than cuBLAS (benchmarks/kernels/decode_attention.py), so mlnode_gemv_max_rows() is 2.
 //
 // One warp per output feature: lane l sums the vectors l, l + 32, … of the weight row in that order, then the warp
 // sums its lanes in a fixed butterfly. The order depends only on the row length, so an output does not depend on how
@@ -12,7 +13,7 @@ namespace {
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = 8;
 constexpr int kUnroll = 4;
-constexpr int kMaxRows = 8;
+constexpr int kMaxRows = 2;
 
 // A weight vector read once: no point keeping it in L1.
 __device__ __forceinline__ uint4 load_streaming(const uint4* p) { return __ldcs(p); }
@@ -82,16 +83,8 @@ MLNODE_API mlnode_status mlnode_gemv(const void* x, const void* w, const void* b
     using T = decltype(zero);
     if (k % mlnode::kPerVector<T> != 0)
       return mlnode::fail(MLNODE_INVALID_ARGUMENT, "gemv: k %d is not a multiple of %d", k, mlnode::kPerVector<T>);
-    switch (rows) {
-      case 1: launch<T, 1>(x, w, bias, y, n, k, s); break;
-      case 2: launch<T, 2>(x, w, bias, y, n, k, s); break;
-      case 3: launch<T, 3>(x, w, bias, y, n, k, s); break;
-      case 4: launch<T, 4>(x, w, bias, y, n, k, s); break;
-      case 5: launch<T, 5>(x, w, bias, y, n, k, s); break;
-      case 6: launch<T, 6>(x, w, bias, y, n, k, s); break;
-      case 7: launch<T, 7>(x, w, bias, y, n, k, s); break;
-      default: launch<T, 8>(x, w, bias, y, n, k, s); break;
-    }
+    if (rows == 1) launch<T, 1>(x, w, bias, y, n, k, s);
+    else launch<T, 2>(x, w, bias, y, n, k, s);
     return mlnode::check_launch("gemv");
   });
 }

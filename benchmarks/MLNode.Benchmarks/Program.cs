@@ -163,8 +163,12 @@ static class LlmBenchmark
         }
 
         await Decode(1); // warm-up
+        generator.DecodeTimes.Reset();
         var single = await Decode(1);
+        Console.WriteLine($"RESULT llm-host c1 {generator.DecodeTimes}");
+        generator.DecodeTimes.Reset();
         var many = await Decode(64);
+        Console.WriteLine($"RESULT llm-host c64 {generator.DecodeTimes}");
         var weightBytes = model.parameters().Sum(p => p.numel()) * 2.0 - config.VocabSize * 4096 * 2.0; // embedding rows are gathered, not streamed
         Console.WriteLine($"RESULT llm engine=mlnode decode_c1_tok_s={single:F1} decode_c64_tok_s={many:F1} " +
             $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s)");
