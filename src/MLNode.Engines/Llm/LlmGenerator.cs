@@ -54,6 +54,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     {
         (_model, _cache, _maxBatch, _logger, _prefillTokens) = (model, cache, Math.Min(maxBatch, cache.Slots), logger, prefillTokens);
         _decode = new LlmDecodeStep(model, cache, model.parameters().First().device, logger);
+        _decode.WarmUp(_maxBatch);
         _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
     }
 
