@@ -105,6 +105,7 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
 #pragma unroll
   for (int h = 0; h < kGroup; h++) score[h] = 0.f;
   if (tid < count) {
+    // The queries are read four floats at a time (dim is a multiple of 4): the loop is bound by shared-memory loads.
     for (int v = 0; v < vectors; v++) {
       float x[kVec];
       mlnode::unpack<T>(*reinterpret_cast<const uint4*>(ks + tid * pitch + v * kVec), x);
@@ -112,7 +113,13 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
       for (int h = 0; h < kGroup; h++)
         if (h < group)
 #pragma unroll
-          for (int e = 0; e < kVec; e++) score[h] = fmaf(qs[h * dim + v * kVec + e], x[e], score[h]);
+          for (int e = 0; e < kVec; e += 4) {
+            const float4 qv = *reinterpret_cast<const float4*>(qs + h * dim + v * kVec + e);
+            score[h] = fmaf(qv.x, x[e], score[h]);
+            score[h] = fmaf(qv.y, x[e + 1], score[h]);
+            score[h] = fmaf(qv.z, x[e + 2], score[h]);
+            score[h] = fmaf(qv.w, x[e + 3], score[h]);
+          }
     }
   }
   float max[kGroup], sum[kGroup];
@@ -152,11 +159,20 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
   float acc[kGroup];
 #pragma unroll
   for (int h = 0; h < kGroup; h++) acc[h] = 0.f;
-  for (int t = 0; t < count; t++) {
-    const float value = mlnode::load_float(vs + t * pitch, tid);
+  // Four positions at a time, their weights read as one float4 per head (weights past count are 0).
+  for (int t = 0; t < count; t += 4) {
+    float value[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++) value[j] = t + j < count ? mlnode::load_float(vs + (t + j) * pitch, tid) : 0.f;
 #pragma unroll
     for (int h = 0; h < kGroup; h++)
-      if (h < group) acc[h] = fmaf(weights[h * kChunk + t], value, acc[h]);
+      if (h < group) {
+        const float4 w = *reinterpret_cast<const float4*>(weights + h * kChunk + t);
+        acc[h] = fmaf(w.x, value[0], acc[h]);
+        acc[h] = fmaf(w.y, value[1], acc[h]);
+        acc[h] = fmaf(w.z, value[2], acc[h]);
+        acc[h] = fmaf(w.w, value[3], acc[h]);
+      }
   }
 #pragma unroll
   for (int h = 0; h < kGroup; h++) {
