@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
@@ -27,7 +26,7 @@ public static partial class NativeKernels
     private static readonly Lazy<(bool Loaded, string Description)> State = new(Probe);
     private static int _logged;
 
-    static NativeKernels() => NativeLibrary.SetDllImportResolver(typeof(NativeKernels).Assembly, Resolve);
+    static NativeKernels() => NativeLibraries.Register(LibraryName, Resolve);
 
     /// <summary>True when the library loaded, has this ABI version and sees at least one CUDA device.</summary>
     public static bool IsAvailable => State.Value.Loaded;
@@ -119,9 +118,8 @@ public static partial class NativeKernels
         }
     }
 
-    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    private static nint Resolve()
     {
-        if (name != LibraryName) return 0;
         var path = LibraryPath();
         return path is not null && NativeLibrary.TryLoad(path, out var handle) ? handle : 0;
     }
