@@ -3,20 +3,25 @@ using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
 
-/// <summary>The gated feed-forward of Qwen/Llama: down(silu(gate(x)) ⊙ up(x)).</summary>
+/// <summary>
+/// The gated feed-forward of Qwen/Llama: down(silu(gate(x)) ⊙ up(x)). Under tensor parallelism each rank holds a share of
+/// the hidden features: gate and up column-parallel, down row-parallel, one all-reduce.
+/// </summary>
 public sealed class SwiGlu : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Linear gate_proj;
     private readonly Linear up_proj;
-    private readonly Linear down_proj;
+    private readonly RowParallelLinear down_proj;
 #pragma warning restore IDE1006
 
-    public SwiGlu(WeightSource w, string prefix, long width, long hidden) : base(prefix)
+    public SwiGlu(WeightSource w, string prefix, long width, long hidden, TensorParallel? parallel = null) : base(prefix)
     {
-        gate_proj = new Linear(w, $"{prefix}.gate_proj", width, hidden);
-        up_proj = new Linear(w, $"{prefix}.up_proj", width, hidden);
-        down_proj = new Linear(w, $"{prefix}.down_proj", hidden, width);
+        parallel ??= TensorParallel.Single;
+        var features = parallel.Share(hidden, $"{prefix}: {hidden} hidden features");
+        gate_proj = new ColumnParallelLinear(w, $"{prefix}.gate_proj", width, hidden, features.Along(0));
+        up_proj = new ColumnParallelLinear(w, $"{prefix}.up_proj", width, hidden, features.Along(0));
+        down_proj = new RowParallelLinear(w, $"{prefix}.down_proj", hidden, width, features.Along(1), parallel);
         RegisterComponents();
     }
 
