@@ -6,6 +6,7 @@ using MLNode.Engines.Llm;
 using MLNode.Engines.Llm.Sampling;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Collectives;
+using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using MLNode.Tests;
 using static TorchSharp.torch;
@@ -178,6 +179,23 @@ public sealed class TensorParallelTests
         var error = await Assert.ThrowsAsync<TensorParallelException>(() => Collect(generator.Generate(
             new GenerationRequest([1, 2, 3], new SamplingParams(Temperature: 0), 4, new HashSet<int>()), Ct)));
         Assert.Equal(1, error.Rank);
+    }
+
+    [Fact]
+    public void Inference_up_refuses_more_ranks_than_gpus_and_sharding_anything_but_an_llm()
+    {
+        var limits = new ModelLimits(MaxModelLen: 4096, MaxBatch: 8);
+        var llm = new ModelEntry { Id = "Qwen/Qwen3-235B-A22B-Instruct-2507-FP8", Modality = Modality.Llm, Architecture = "qwen3_moe", Dtype = "bfloat16", Limits = limits };
+        var asr = llm with { Id = "openai/whisper-large-v3", Modality = Modality.Asr, Architecture = "whisper" };
+        var four = new EngineArgs { TensorParallelSize = 4 };
+
+        Assert.Null(ModelHost.TensorParallelProblem(llm, four, visibleGpus: 4));
+        Assert.Null(ModelHost.TensorParallelProblem(llm, four, visibleGpus: null));
+        Assert.Null(ModelHost.TensorParallelProblem(asr, new EngineArgs(), visibleGpus: 1));
+        var tooFew = ModelHost.TensorParallelProblem(llm, four, visibleGpus: 1)!;
+        Assert.True(tooFew.InArguments);
+        Assert.Equal("--tensor-parallel-size 4 needs 4 GPUs, one per rank; this node sees 1", tooFew.Message);
+        Assert.Contains("only LLMs are sharded here, and openai/whisper-large-v3 is not one (asr)", ModelHost.TensorParallelProblem(asr, four, visibleGpus: 8)!.Message);
     }
 
     private static async Task<List<GeneratedToken>> Collect(System.Threading.Channels.ChannelReader<GeneratedToken> reader)
