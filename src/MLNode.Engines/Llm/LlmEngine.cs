@@ -68,40 +68,51 @@ public sealed class LlmEngine(TorchRuntime runtime, ILoggerFactory loggers) : IE
     public static LoadedRanks LoadRanks(HfModelConfig config, string folder, TorchRuntime runtime, ScalarType dtype, int tensorParallelSize,
         KvCacheRequest cache, ILogger logger, CancellationToken ct = default)
     {
-        if (tensorParallelSize == 1)
-        {
-            var model = Load(config, folder, runtime.Device, dtype, logger, ct);
-            var rank = new LlmRank(model, NewCache(model, cache, runtime.Device, dtype), logger);
-            return new LoadedRanks(RankThreads<LlmRank>.Inline(rank, Release), runtime.Device.ToString(), ParameterCount(model));
-        }
-
         ct.ThrowIfCancellationRequested();
-        IReadOnlyList<ICommunicator> communicators = runtime.IsCuda
-            ? NcclCommunicator.CreateGroup(Enumerable.Range(0, tensorParallelSize).ToArray(), runtime.LibtorchPath)
-            : CpuCommunicator.CreateGroup(tensorParallelSize);
-        var devices = communicators.Select(c => runtime.IsCuda ? new Device(DeviceType.CUDA, c.Rank) : runtime.Device).ToArray();
-        var parameters = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         using var checkpoint = Checkpoint.Open(folder);
-        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) as {Ranks} tensor-parallel ranks on {Devices} as {DType}",
-            checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, tensorParallelSize, string.Join(", ", devices.Select(d => d.ToString())), dtype);
-        var ranks = RankThreads<LlmRank>.Start(communicators, c =>
+        logger.LogInformation("Reading {Tensors} tensors from {Shards} shard(s) as {Ranks} rank(s) on {Device} as {DType}",
+            checkpoint.TensorNames.Count, checkpoint.ShardPaths.Count, tensorParallelSize, runtime.Device, dtype);
+        return BuildRanks(config, device => new CheckpointWeights(checkpoint, device, dtype), runtime, tensorParallelSize, cache, logger);
+    }
+
+    /// <summary>
+    /// <see cref="LoadRanks"/> with the weights of each rank's device from <paramref name="weights"/> (random weights of a
+    /// real model's shapes, for benchmarks); the KV caches in the weights' dtype.
+    /// </summary>
+    public static LoadedRanks BuildRanks(HfModelConfig config, Func<Device, WeightSource> weights, TorchRuntime runtime, int tensorParallelSize,
+        KvCacheRequest cache, ILogger logger)
+    {
+        var parameters = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        LlmRank Build(Device device, TensorParallel parallel)
         {
-            var weights = new CheckpointWeights(checkpoint, devices[c.Rank], dtype);
-            var model = new QwenForCausalLM(config, weights, parallel: new TensorParallel(c));
+            var source = weights(device);
+            var model = new QwenForCausalLM(config, source, parallel: parallel);
             try
             {
                 model.eval();
-                foreach (var read in weights.Reads) parameters[read.Name] = read.WholeElements;
-                logger.LogInformation("Rank {Rank} on {Device} holds {Held:N0} of the {Whole:N0} parameters it uses",
-                    c.Rank, devices[c.Rank], weights.Reads.Sum(r => r.Elements), weights.Reads.Sum(r => r.WholeElements));
-                return new LlmRank(model, NewCache(model, cache, devices[c.Rank], dtype), logger);
+                foreach (var read in source.Reads) parameters[read.Name] = read.WholeElements;
+                if (parallel.Size > 1)
+                    logger.LogInformation("Rank {Rank} on {Device} holds {Held:N0} of the {Whole:N0} parameters it uses",
+                        parallel.Rank, device, source.Reads.Sum(r => r.Elements), source.Reads.Sum(r => r.WholeElements));
+                return new LlmRank(model, NewCache(model, cache, device, source.DType), logger);
             }
             catch
             {
                 model.Dispose();
                 throw;
             }
-        }, Release);
+        }
+
+        if (tensorParallelSize == 1)
+        {
+            var whole = RankThreads<LlmRank>.Inline(Build(runtime.Device, TensorParallel.Single), Release);
+            return new LoadedRanks(whole, runtime.Device.ToString(), parameters.Values.Sum());
+        }
+        IReadOnlyList<ICommunicator> communicators = runtime.IsCuda
+            ? NcclCommunicator.CreateGroup(Enumerable.Range(0, tensorParallelSize).ToArray(), runtime.LibtorchPath)
+            : CpuCommunicator.CreateGroup(tensorParallelSize);
+        var devices = communicators.Select(c => runtime.IsCuda ? new Device(DeviceType.CUDA, c.Rank) : runtime.Device).ToArray();
+        var ranks = RankThreads<LlmRank>.Start(communicators, c => Build(devices[c.Rank], new TensorParallel(c)), Release);
         var where = runtime.IsCuda ? string.Join(",", devices.Select(d => d.ToString())) : $"{runtime.Device} ({tensorParallelSize} tensor-parallel ranks)";
         return new LoadedRanks(ranks, where, parameters.Values.Sum());
     }
@@ -177,7 +188,6 @@ public sealed class LlmExecutor(ModelCard card, RankThreads<LlmRank> ranks, Byte
     /// <summary>The model's ranks (one when it is not tensor-parallel).</summary>
     public RankThreads<LlmRank> Ranks { get; } = ranks;
 
-    public HfModelConfig Config => Ranks.Ranks[0].Model.Config;
     public ByteLevelBpeTokenizer? Tokenizer { get; } = tokenizer;
 
     /// <summary>The checkpoint's chat template, parsed once (a template that does not parse fails each chat request with its message).</summary>

@@ -69,10 +69,8 @@ public sealed class TensorParallelTests
         Assert.True(difference <= LogitTolerance, $"{model} TP={ranks}: max |Δlogit| {difference:E2}");
         // Every rank holds the same full logits (the all-gather), to the bit.
         Assert.All(every, r => Assert.True(r.equal(every[^1]).all().item<bool>()));
-        Assert.Equal(ParameterCountOfWhole(whole), loaded.ParameterCount);
+        Assert.Equal(LlmEngine.ParameterCount(whole), loaded.ParameterCount);
     }
-
-    private static long ParameterCountOfWhole(QwenForCausalLM model) => LlmEngine.ParameterCount(model);
 
     [Theory]
     [MemberData(nameof(ModelsAndSizes))]
