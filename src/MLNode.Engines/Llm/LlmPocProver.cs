@@ -115,7 +115,7 @@ public sealed class LlmPocProver : IPocProver
     {
         if (device.type != DeviceType.CUDA) return hostInputs.to(dtype, copy: true);
         var x = hostInputs.to(device, non_blocking: true).to(dtype);
-        cuda.synchronize();
+        cuda.synchronize(device);
         return x;
     }
 

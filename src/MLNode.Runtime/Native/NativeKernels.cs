@@ -69,7 +69,9 @@ public static partial class NativeKernels
     /// <summary>
     /// The device address of <paramref name="tensor"/>'s first element (libtorch's <c>data_ptr</c>, which
     /// includes the storage offset). Kernels read dense row-major device memory, so the tensor must be a
-    /// contiguous CUDA tensor: a host address handed to a kernel would fault the whole CUDA context.
+    /// contiguous CUDA tensor: a host address handed to a kernel would fault the whole CUDA context. The tensor's
+    /// GPU becomes the thread's current device, where the kernel (and <see cref="Stream"/>, read after the
+    /// pointers) then launches: on a machine of several GPUs, not every tensor is on device 0.
     /// </summary>
     public static nint Pointer(Tensor tensor)
     {
@@ -79,6 +81,7 @@ public static partial class NativeKernels
             throw new ArgumentException($"native kernels take contiguous tensors; got shape [{string.Join(", ", tensor.shape)}] with strides [{string.Join(", ", tensor.stride())}]", nameof(tensor));
         var address = THSTensor_data(tensor.Handle);
         if (address == 0 && tensor.numel() > 0) torch.CheckForErrors();
+        CudaDevice.MakeCurrent(Math.Max(0, tensor.device.index));
         return address;
     }
 
