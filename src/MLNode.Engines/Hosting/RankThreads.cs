@@ -37,6 +37,9 @@ public sealed class RankThreads<TRank> : IDisposable where TRank : class
 
     public int WorldSize => _ranks.Length;
 
+    /// <summary>The failure that stopped the model; null while it serves.</summary>
+    public TensorParallelException? Failure => Volatile.Read(ref _failure);
+
     /// <summary>
     /// Starts a thread per communicator (by rank) and builds each rank on its own thread with <paramref name="build"/>;
     /// <paramref name="release"/> frees a rank, on its thread, at <see cref="Dispose"/>. A build that fails releases

@@ -194,6 +194,8 @@ public sealed class LlmExecutor(ModelCard card, RankThreads<LlmRank> ranks, Byte
     public Lazy<ChatTemplate>? ChatTemplate { get; } =
         tokenizer?.Config.ChatTemplate is { } source ? new Lazy<ChatTemplate>(() => ChatTemplates.ChatTemplate.Parse(source)) : null;
     public LlmGenerator Generator { get; } = generator;
+
+    public string? Failure => Ranks.Failure?.Message;
     public IPocProver? Poc { get; } = new LlmPocProver(ranks);
 
     /// <summary>

@@ -171,6 +171,7 @@ public sealed class TensorParallelTests
         }));
         Assert.Equal(1, failure.Rank);
         Assert.Contains("rank 1 of 2 failed, and the model is stopped: injected fault", failure.Message);
+        Assert.Equal(failure.Message, loaded.Ranks.Failure?.Message);
 
         // Every later use of the model fails with the same error, generation included.
         Assert.Contains("injected fault", Assert.Throws<TensorParallelException>(() => loaded.Ranks.Run(r => r.Index)).Message);
