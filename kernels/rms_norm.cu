@@ -8,7 +8,8 @@ constexpr int kWarp = 32;
 constexpr int kBlockThreads = 256;
 
 template <typename T>
-__device__ __forceinline__ void write_row(const T* x, const T* w, T* y, int width, float inv_rms, int lane, int lanes) {
+__device__ __forceinline__ void write_row(const T* x, const T* __restrict__ w, T* __restrict__ y, int width, float inv_rms, int lane, int lanes) {
+#pragma unroll 4
   for (int i = lane; i < width; i += lanes) {
     const T normed = mlnode::from_float<T>(mlnode::load_float(x, i) * inv_rms);
     y[i] = mlnode::from_float<T>(mlnode::load_float(w, i) * mlnode::load_float(&normed, 0));
@@ -33,10 +34,12 @@ __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int 
 
 // Hidden-state rows: one block per row; warp partials combined in warp order.
 template <typename T>
-__global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float eps) {
+__global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int width, float eps) {
   __shared__ float partial[kBlockThreads / kWarp];
   const T* xr = x + (long long)blockIdx.x * width;
   float sum = 0.f;
+  // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
+#pragma unroll 4
   for (int i = threadIdx.x; i < width; i += kBlockThreads) {
     const float v = mlnode::load_float(xr, i);
     sum = fmaf(v, v, sum);
@@ -48,6 +51,30 @@ __global__ void rms_norm_block(const T* x, const T* w, T* y, int width, float ep
   for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
   const float inv_rms = rsqrtf(total / width + eps);
   write_row(xr, w, y + (long long)blockIdx.x * width, width, inv_rms, threadIdx.x, kBlockThreads);
+}
+
+// The residual sum and its norm in one pass: sum = dtype(x + r) (the eager add's rounding), y = RMSNorm(sum).
+// Each thread reads back only the sums it wrote itself.
+template <typename T>
+__global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ sum_out,
+                                   T* __restrict__ y, int width, float eps) {
+  __shared__ float partial[kBlockThreads / kWarp];
+  const long long offset = (long long)blockIdx.x * width;
+  T* sr = sum_out + offset;
+  float sum = 0.f;
+#pragma unroll 4
+  for (int i = threadIdx.x; i < width; i += kBlockThreads) {
+    const T rounded = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(x + offset, i), mlnode::load_float(r + offset, i)));
+    sr[i] = rounded;
+    const float v = mlnode::load_float(&rounded, 0);
+    sum = fmaf(v, v, sum);
+  }
+  sum = mlnode::warp_sum(sum);
+  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
+  __syncthreads();
+  float total = 0.f;
+  for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
+  write_row(sr, w, y + offset, width, rsqrtf(total / width + eps), threadIdx.x, kBlockThreads);
 }
 
 }  // namespace
@@ -70,5 +97,22 @@ MLNODE_API mlnode_status mlnode_rms_norm(const void* x, const void* w, void* y, 
       rms_norm_block<<<(unsigned)rows, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), width, eps);
     }
     return mlnode::check_launch("rms_norm");
+  });
+}
+
+// x, r, sum, y: [rows, width] contiguous; w: [width]; sum = x + r rounded to the dtype, y = RMSNorm(sum). Outputs may not alias inputs.
+MLNODE_API mlnode_status mlnode_add_rms_norm(const void* x, const void* r, const void* w, void* sum, void* y, int64_t rows, int32_t width,
+                                             float eps, int32_t dtype, void* stream) {
+  if (x == nullptr || r == nullptr || w == nullptr || sum == nullptr || y == nullptr)
+    return mlnode::fail(MLNODE_INVALID_ARGUMENT, "add_rms_norm: null tensor pointer");
+  if (rows < 0 || width <= 0) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "add_rms_norm: rows %lld, width %d", (long long)rows, width);
+  if (!(eps >= 0.f)) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "add_rms_norm: eps %g", eps);
+  if (rows == 0) return MLNODE_OK;
+  auto s = static_cast<cudaStream_t>(stream);
+  return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "add_rms_norm", [&](auto zero) {
+    using T = decltype(zero);
+    add_rms_norm_block<<<(unsigned)rows, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const T*>(w),
+                                                               static_cast<T*>(sum), static_cast<T*>(y), width, eps);
+    return mlnode::check_launch("add_rms_norm");
   });
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <stdint.h>
 
+#include <atomic>
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -64,6 +66,41 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Asynchronous 16-byte copies global → shared (sm_80+): a thread issues many, commits them as a group, and waits
+// until at most `pending` of its committed groups are in flight; completed copies are visible to the issuing thread
+// (other threads see them after a barrier).
+__device__ __forceinline__ void cp_async16(void* shared, const void* global) {
+  const unsigned address = static_cast<unsigned>(__cvta_generic_to_shared(shared));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(address), "l"(global) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int pending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(pending) : "memory"); }
+
+// How many blocks of `Kernel` the current device runs at once (SMs × resident blocks per SM), for grids sized
+// to the GPU. Found once per device and kernel, so a kernel always launches with the same `threads` and `shared`
+// (dynamic shared memory bytes); the first call also grants the kernel more than the default 48 KiB of it.
+template <auto Kernel>
+mlnode_status resident_blocks(const char* what, int threads, int shared, int& blocks) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> known[kMaxDevices];  // 0 until found
+  int device = 0;
+  cudaError_t error = cudaGetDevice(&device);
+  if (error == cudaSuccess && device < kMaxDevices && (blocks = known[device].load(std::memory_order_relaxed)) > 0)
+    return MLNODE_OK;
+  int sms = 0, per_sm = 0;
+  if (error == cudaSuccess && shared > 48 * 1024)
+    error = cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, shared);
+  if (error == cudaSuccess) error = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (error == cudaSuccess) error = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Kernel, threads, shared);
+  if (error != cudaSuccess) return fail(MLNODE_CUDA_ERROR, "%s: sizing the grid: %s", what, cudaGetErrorString(error));
+  if (per_sm < 1)
+    return fail(MLNODE_UNSUPPORTED, "%s: a block of %d threads and %d bytes of shared memory does not fit an SM", what, threads, shared);
+  blocks = sms * per_sm;
+  if (device < kMaxDevices) known[device].store(blocks, std::memory_order_relaxed);
+  return MLNODE_OK;
+}
 
 // Calls f(T{}) with T the CUDA type of a floating dtype (the argument only carries the type); others are unsupported.
 template <typename F> mlnode_status dispatch_float(mlnode_dtype dtype, const char* what, F&& f) {

@@ -9,6 +9,7 @@ using MLNode.Engines.Llm;
 using MLNode.Protocol.Poc;
 using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Gpu;
+using MLNode.Runtime.Native;
 using MLNode.Runtime.Registry;
 using MLNode.Runtime.Torch;
 using static TorchSharp.torch;
@@ -17,6 +18,7 @@ using static TorchSharp.torch;
 //   mlnode-bench poc [--layers 36] [--batch 32] [--seq-len 1024] [--batches 5]   Qwen3-8B shape, random bf16 weights
 //   mlnode-bench poc-fixtures DIR                                              ../shared/fixtures/llm models on this device
 //   mlnode-bench whisper [--tiktoken FILE] [--decoder-layers 32] [--tokens 100] [--windows 16]   large-v3 shape, random bf16 weights
+//   mlnode-bench decode-profile [--span 136]                                   GPU time of each decode-layer stage (Qwen3-8B shape)
 //   mlnode-bench wan-dit [--layers 40] [--runs 3]                              Wan2.2-A14B expert shape, random weights
 //   mlnode-bench wan-dit-fixtures DIR                                          ../shared/fixtures/wan/wan-tiny experts on this device
 //   mlnode-bench wan-calibrate DIR [--device cpu|cuda] [--prompts 4] [--seeds 2] [--steps S] [--margin 2] [--malign-dtype bf16|fp32]
@@ -33,6 +35,7 @@ return args.FirstOrDefault() switch
     "poc" => await PocBenchmark.RunAsync(runtime, options),
     "poc-fixtures" => await PocFixtures.RunAsync(runtime, args.Length > 1 ? args[1] : "fixtures/llm", log),
     "layer-profile" => LayerProfile.Run(runtime, options),
+    "decode-profile" => DecodeProfile.Run(runtime, options),
     "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
     "llm-tp" => await TensorParallelBenchmark.RunAsync(runtime, options, log),
     "whisper" => await WhisperBenchmark.RunAsync(runtime, options, log),
@@ -143,8 +146,12 @@ static class LlmBenchmark
         Task<double> Decode(int concurrency) => DecodeTokensPerSecond(generator, config.VocabSize, promptLen, newTokens, concurrency);
 
         await Decode(1); // warm-up
+        generator.DecodeTimes.Reset();
         var single = await Decode(1);
+        Console.WriteLine($"RESULT llm-host c1 {generator.DecodeTimes}");
+        generator.DecodeTimes.Reset();
         var many = await Decode(64);
+        Console.WriteLine($"RESULT llm-host c64 {generator.DecodeTimes}");
         var weightBytes = model.parameters().Sum(p => p.numel()) * 2.0 - config.VocabSize * 4096 * 2.0; // embedding rows are gathered, not streamed
         Console.WriteLine($"RESULT llm engine=mlnode decode_c1_tok_s={single:F1} decode_c64_tok_s={many:F1} " +
             $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s)");
@@ -194,8 +201,10 @@ static class LlmBenchmark
     }
 
     /// <summary>
-    /// Greedy decode tokens/s of <paramref name="concurrency"/> sequences at once: prompts of <paramref name="promptLen"/>
-    /// tokens, <paramref name="newTokens"/> each, timed from each one's first token (its prefill) to its last.
+    /// Greedy decode tokens/s of <paramref name="concurrency"/> streams of <paramref name="promptLen"/>-token prompts and
+    /// <paramref name="newTokens"/> new tokens: the tokens all streams produce once every stream has its first token
+    /// (prefills done; the generator admits arrivals in waves, and a prefill inside the window is not decoding), over the
+    /// time from then to the last token.
     /// </summary>
     public static async Task<double> DecodeTokensPerSecond(LlmGenerator generator, int vocab, int promptLen, int newTokens, int concurrency)
     {
@@ -204,14 +213,14 @@ static class LlmBenchmark
         {
             var prompt = Enumerable.Range(0, promptLen).Select(t => (t * 31 + i * 7) % vocab).ToArray();
             var reader = generator.Generate(new GenerationRequest(prompt, greedy, newTokens, new HashSet<int>()), CancellationToken.None);
-            await reader.ReadAsync(); // first token = prefill; decode time starts after it
-            var started = Stopwatch.GetTimestamp();
-            var n = 0;
-            await foreach (var _ in reader.ReadAllAsync()) n++;
-            return (n, Stopwatch.GetElapsedTime(started).TotalSeconds);
+            var times = new List<long>();
+            await foreach (var _ in reader.ReadAllAsync()) times.Add(Stopwatch.GetTimestamp());
+            return times;
         }).ToList();
-        var results = await Task.WhenAll(runs);
-        return results.Sum(r => r.n) / results.Max(r => r.Item2);
+        var streams = await Task.WhenAll(runs);
+        var start = streams.Max(t => t[0]);
+        var tokens = streams.Sum(t => t.Count(x => x > start));
+        return tokens / Stopwatch.GetElapsedTime(start, streams.Max(t => t[^1])).TotalSeconds;
     }
 }
 
@@ -268,6 +277,86 @@ static class LayerProfile
         cuda.synchronize();
         var s = watch.Elapsed.TotalSeconds / reps;
         Console.WriteLine($"RESULT layer-step {step}: {s * 1e3:F2} ms" + (flops > 0 ? $", {flops / s / 1e12:F0} TFLOP/s" : "") + (bytes > 0 ? $", {bytes / s / 1e9:F0} GB/s" : ""));
+    }
+}
+
+/// <summary>
+/// Where a Qwen3-8B-shaped decode step's GPU time goes: each stage of the decoder layer run for all 36 layers (each
+/// layer's own weights and cache, as in a real step, so nothing stays in L2) captured as one CUDA graph and replayed,
+/// at 1 and 64 sequences; GEMM stages with their fraction of HBM bandwidth.
+/// </summary>
+static class DecodeProfile
+{
+    public static int Run(TorchRuntime runtime, Options o)
+    {
+        var (layers, d, heads, kv, hd, ff, span) = (o.Int("layers", 36), 4096, 32, 8, 128, 12288, o.Int("span", 136));
+        var dev = runtime.Device;
+        var w = new RandomWeights(dev, ScalarType.BFloat16, 1);
+        var qkv = Enumerable.Range(0, layers).Select(i => PackedLinears.Load(w, $"l{i}.self_attn", ["q_proj", "k_proj", "v_proj"], d, [heads * hd, kv * hd, kv * hd])).ToArray();
+        var oProj = Enumerable.Range(0, layers).Select(i => new Linear(w, $"l{i}.o_proj", heads * hd, d)).ToArray();
+        var gateUp = Enumerable.Range(0, layers).Select(i => PackedLinears.Load(w, $"l{i}.mlp", ["gate_proj", "up_proj"], d, [ff, ff])).ToArray();
+        var down = Enumerable.Range(0, layers).Select(i => new Linear(w, $"l{i}.down_proj", ff, d)).ToArray();
+        var norm = Enumerable.Range(0, layers).Select(i => new RmsNorm(w, $"l{i}.input_layernorm", d, 1e-6)).ToArray();
+        var qNorm = Enumerable.Range(0, layers).Select(i => new RmsNorm(w, $"l{i}.q_norm", hd, 1e-6)).ToArray();
+        var kNorm = Enumerable.Range(0, layers).Select(i => new RmsNorm(w, $"l{i}.k_norm", hd, 1e-6)).ToArray();
+        var head = new Linear(w, "lm_head", d, 151936);
+        var cache = new KvCache(layers, 64, kv, 512, hd, ScalarType.BFloat16, dev);
+        foreach (var b in new[] { 1, 64 })
+        {
+            var x = randn([b, 1, d], ScalarType.BFloat16, dev);
+            var slots = arange(b, ScalarType.Int64, dev);
+            var positions = full(b, (long)span - 1, ScalarType.Int64, dev);
+            var (cos, sin) = new RotaryEmbedding(hd, 1e6, dev).Tables(positions, ScalarType.BFloat16);
+            var packed = qkv[0].Forward(x);
+            var q = randn([b, heads, hd], ScalarType.BFloat16, dev);
+            var attended = randn([b, 1, heads * hd], ScalarType.BFloat16, dev);
+            var gu = gateUp[0].Forward(x);
+            var gated = randn([b, 1, ff], ScalarType.BFloat16, dev);
+            double GemmBytes(long outF, long inF) => layers * 2.0 * outF * inF;
+            void Stage(string name, Func<int, Tensor> op, double bytes = 0)
+            {
+                using var scope = NewDisposeScope();
+                using var graph = CudaGraph.Capture(() =>
+                {
+                    Tensor last = null!;
+                    for (var i = 0; i < layers; i++) last = op(i);
+                    return last;
+                }, out _);
+                for (var i = 0; i < 3; i++) graph.Replay();
+                cuda.synchronize();
+                var watch = Stopwatch.StartNew();
+                const int reps = 20;
+                for (var i = 0; i < reps; i++) graph.Replay();
+                cuda.synchronize();
+                var ms = watch.Elapsed.TotalMilliseconds / reps;
+                Console.WriteLine($"RESULT decode-profile batch={b} span={span} stage=\"{name}\" ms_per_step={ms:F3} us_per_layer={ms * 1e3 / layers:F1}" +
+                    (bytes > 0 ? $" hbm_fraction={bytes / (ms / 1e3) / 3.35e12:F3}" : ""));
+            }
+            Stage("input rmsnorm", i => norm[i].forward(x));
+            Stage("qkv gemm", i => qkv[i].Forward(x), GemmBytes((heads + 2 * kv) * hd, d));
+            Stage("qkv prep (norm, rope, cache write)", i => NativeKernels.DecodeQkv(packed.view(b, -1), qNorm[i].Weight, kNorm[i].Weight, 1e-6, cos, sin,
+                cache.Keys(i), cache.Values(i), slots, positions, heads, kv));
+            Stage("attention, exact span", i => NativeKernels.DecodeAttention(q, cache.Keys(i), cache.Values(i), slots, positions, span));
+            Stage("attention, span bucket 256", i => NativeKernels.DecodeAttention(q, cache.Keys(i), cache.Values(i), slots, positions, 256));
+            Stage("qkv cuBLAS", i => nn.functional.linear(x, qkv[i].Weight!), GemmBytes((heads + 2 * kv) * hd, d));
+            Stage("gate/up cuBLAS", i => nn.functional.linear(x, gateUp[i].Weight!), GemmBytes(2 * ff, d));
+            Stage("o gemm", i => oProj[i].forward(attended), GemmBytes(d, heads * hd));
+            Stage("add + rmsnorm", i => norm[i].AddAndNorm(x, x).Normed);
+            Stage("gate/up gemm", i => gateUp[i].Forward(x), GemmBytes(2 * ff, d));
+            Stage("silu·up", i => NativeKernels.SiluMul(gu));
+            Stage("down gemm", i => down[i].forward(gated), GemmBytes(d, ff));
+            Stage("residual add", i => x + x);
+            Stage("whole layer", i =>
+            {
+                var p = qkv[i].Forward(norm[i].forward(x));
+                var qi = NativeKernels.DecodeQkv(p.view(b, -1), qNorm[i].Weight, kNorm[i].Weight, 1e-6, cos, sin, cache.Keys(i), cache.Values(i), slots, positions, heads, kv);
+                var a = NativeKernels.DecodeAttention(qi, cache.Keys(i), cache.Values(i), slots, positions, 256);
+                var (h, hn) = norm[i].AddAndNorm(x, oProj[i].forward(a.view(b, 1, heads * hd)));
+                return h + down[i].forward(NativeKernels.SiluMul(gateUp[i].Forward(hn)));
+            }, GemmBytes((heads + 2 * kv) * hd + heads * hd + 3 * ff, d));
+            Stage("lm head + float32 (per layer = /36)", i => i == 0 ? head.forward(x).to(ScalarType.Float32) : x, 2.0 * 151936 * d);
+        }
+        return 0;
     }
 }
 

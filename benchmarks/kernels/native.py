@@ -57,6 +57,26 @@ def time_ms(fn, warmup: int = 3, iters: int = 20) -> float:
     return start.elapsed_time(end) / iters
 
 
+def time_graph_ms(fn, iters: int = 20) -> float:
+    """Mean GPU time of one call of `fn`, replayed from a CUDA graph of `iters` calls: without the host's launch
+    cost between calls, which for kernels of a few microseconds would be what time_ms measures. `fn` runs once
+    first, outside the capture, so first-call set-up (function attributes, caches) is not captured."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(iters):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    graph.replay()
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / iters
+
+
 def peaks() -> dict:
     name = torch.cuda.get_device_name()
     for key, value in PEAKS.items():

@@ -26,7 +26,11 @@ public class HouseholderTests
                 data.Add(dtype, 37, 100, residual);    // d not a multiple of the vector width: one element at a time
                 data.Add(dtype, 5, 64, residual);
             }
-        data.Add("float32", 9, 16384, true);  // a 64 KiB row: more than the default 48 KiB of shared memory
+        data.Add("float32", 9, 16384, true);  // a 64 KiB row: more than the default 48 KiB of shared memory, one block per row
+        // More rows than a GPU holds blocks of the streaming kernel at once (~800 on an H100), so each block takes
+        // several rows with the next one's loads in flight: 2 and 4 packs of 16 bytes per thread.
+        data.Add("bfloat16", 1200, 4096, true);
+        data.Add("float32", 1200, 4096, true);
         return data;
     }
 

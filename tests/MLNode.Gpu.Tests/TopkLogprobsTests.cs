@@ -10,8 +10,9 @@ namespace MLNode.Gpu.Tests;
 /// checks the documented order of ties.
 /// </summary>
 /// <remarks>
-/// Values: both compute x − L with L = max + log(Σ exp(x − max)) in fp32, but sum in different orders (and the
-/// kernel's exp is the hardware one), so log Σ differs by ~1e-7 relative, at most a few 1e-6 over 152k terms.
+/// Values: both compute x − L with L = max + log(Σ exp(x − max)) in fp32, but sum in different orders (the kernel
+/// per thread, warp and slice of the row, then the slices in a fixed tree; and its exp is the hardware one), so
+/// log Σ differs by ~1e-7 relative, at most a few 1e-6 over 152k terms.
 /// That can move L across one rounding step of its own magnitude, and x − L by one more of the result's, hence
 /// |ours − reference| ≤ 2e-6 + ulp(L) + ulp(value) (≈ 1e-5 at L ≈ 40, values ≈ −60).
 /// </remarks>
@@ -24,6 +25,8 @@ public class TopkLogprobsTests
     [InlineData(64, Vocab, 20)]
     [InlineData(5, 1003, 7)]  // rows start off a 16-byte boundary: head and tail elements outside the vectors
     [InlineData(3, 32, 32)]   // k = V = the largest k
+    [InlineData(3, 65537, 20)]  // rows after the first start off a 16-byte boundary, each cut into slices
+    [InlineData(2, 200000, 32)]
     public void Float32_rows_match_the_reference(int rows, int vocab, int k)
     {
         var cuda = Gpu.Require();
@@ -105,11 +108,12 @@ public class TopkLogprobsTests
     {
         var cuda = Gpu.Require();
         using var scope = NewDisposeScope();
-        // The kernel samples the first load round of 16-byte vectors and starts every warp's list at a floor: the k-th
-        // largest of the 32 warps' sample maxima. A 1 in lane 5's first vector of warps 0–21 makes that floor 1, so the
-        // top 20 are all ties at the floor, led by ids 0 and 2 of the unaligned head, which the sample never reads.
+        // Each slice block samples its first two stages of 16-byte vectors (vector 16g + i and 512 + 16g + i of the
+        // slice for sample group g) and starts every warp's list at a floor: the k-th largest of the 32 groups' maxima.
+        // A 1 in the first vector of groups 0–21 of the first slice makes that floor 1, so the top 20 are all ties at
+        // the floor, led by ids 0 and 2 of the unaligned head, which no sample reads.
         const int k = 20;
-        var ones = new[] { 0, 2, 100_000 }.Concat(Enumerable.Range(0, 22).Select(warp => 3 + 4 * (32 * warp + 5) + 2)).ToArray();
+        var ones = new[] { 0, 2, 100_000 }.Concat(Enumerable.Range(0, 22).Select(group => 3 + 4 * 16 * group + 1)).ToArray();
         var buffer = zeros(Vocab + 1);
         foreach (var id in ones) buffer[id + 1] = tensor(1f);
         var logits = buffer.to(cuda)[TensorIndex.Slice(1)].view(1, Vocab);  // 4 bytes off alignment: ids 0–2 are the head
@@ -119,6 +123,38 @@ public class TopkLogprobsTests
         Assert.Equal(0L, argmax.cpu().item<long>());
         var v = Floats(values);
         Assert.True(v.All(x => x == v[0]), $"tied values differ: {string.Join(", ", v)}");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    [InlineData(64)]
+    public void Ties_spread_over_the_row_come_lowest_id_first_whatever_the_slices(int rows)
+    {
+        var cuda = Gpu.Require();
+        using var scope = NewDisposeScope();
+        // How many slices a row is cut into depends on the batch and the GPU (1 to 32 at this V); the best value at
+        // every 4999th id, and a runner-up right after each, cross every slice boundary the merge can meet.
+        const int k = 32;
+        var best = Enumerable.Range(0, 25).Select(i => i * 4999).ToArray();
+        var logits = DistinctLogits(rows, Vocab, seed: 40 + rows);
+        foreach (var id in best)
+        {
+            logits[TensorIndex.Colon, id] = tensor(40f);
+            logits[TensorIndex.Colon, id + 1] = tensor(35f);
+        }
+
+        var (values, ids, _, argmax) = NativeKernels.TopkLogprobs(logits.to(cuda), k);
+        var expected = best.Concat(best.Take(k - best.Length).Select(id => id + 1)).Select(id => (long)id).ToArray();
+        var got = Longs(ids);
+        var v = Floats(values);
+        for (var r = 0; r < rows; r++)
+        {
+            var row = got[(r * k)..((r + 1) * k)];
+            Assert.True(expected.SequenceEqual(row), $"row {r}: ids [{string.Join(", ", row)}], expected [{string.Join(", ", expected)}]");
+            Assert.True(v[(r * k)..(r * k + best.Length)].All(x => x == v[r * k]), $"row {r}: tied values differ");
+        }
+        Assert.All(Longs(argmax), id => Assert.Equal(0L, id));
     }
 
     [Fact]

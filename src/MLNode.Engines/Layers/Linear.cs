@@ -1,4 +1,5 @@
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -34,15 +35,27 @@ public class Linear : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>A dense layer over tensors that already hold its weight [out, in] and bias (views of packed rows: <see cref="PackedLinears"/>).</summary>
+    internal Linear(string prefix, Tensor weight, Tensor? bias) : base(prefix)
+    {
+        this.weight = new Parameter(weight, requires_grad: false);
+        this.bias = bias is null ? null : new Parameter(bias, requires_grad: false);
+        RegisterComponents();
+    }
+
     public long OutFeatures => weight.shape[0];
 
     /// <summary>True when W stays in FP8 (E4M3 bits and block scales) rather than the activation dtype.</summary>
     public bool IsFp8 => _fp8 is not null;
 
-    public override Tensor forward(Tensor x) => _fp8 is null ? nn.functional.linear(x, weight, bias) : _fp8.Linear(x, bias);
+    public override Tensor forward(Tensor x) => _fp8 is null ? Dense(x, weight, bias) : _fp8.Linear(x, bias);
 
     /// <summary>x Wᵀ without the bias.</summary>
-    protected Tensor Product(Tensor x) => _fp8 is null ? nn.functional.linear(x, weight) : _fp8.Linear(x, null);
+    protected Tensor Product(Tensor x) => _fp8 is null ? Dense(x, weight, null) : _fp8.Linear(x, null);
 
     protected Tensor? Bias => bias;
+
+    /// <summary>x Wᵀ (+ b) with a dense W: the native GEMV for the few rows of a decode step on the GPU, libtorch's GEMM otherwise.</summary>
+    internal static Tensor Dense(Tensor x, Tensor weight, Tensor? bias) =>
+        NativeKernels.GemvFits(x, weight) ? NativeKernels.Gemv(x, weight, bias) : nn.functional.linear(x, weight, bias);
 }

@@ -23,8 +23,22 @@ public sealed class RmsNorm : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public Tensor Weight => weight;
+    public double Eps => _eps;
+
     public override Tensor forward(Tensor x) =>
-        NativeKernels.Handles(x) && x.is_contiguous() ? NativeKernels.RmsNorm(x, weight, _eps) : Reference(x);
+        NativeKernels.Handles(x) ? NativeKernels.RmsNorm(x.contiguous(), weight, _eps) : Reference(x);
+
+    /// <summary>
+    /// The residual sum <c>x + r</c> and its norm: one pass on the GPU (the sum rounded to the dtype as the eager add
+    /// rounds it, then normalised), the eager add and <see cref="forward"/> elsewhere.
+    /// </summary>
+    public (Tensor Sum, Tensor Normed) AddAndNorm(Tensor x, Tensor r)
+    {
+        if (NativeKernels.Handles(x)) return NativeKernels.AddRmsNorm(x.contiguous(), r.contiguous(), weight, _eps);
+        var sum = x + r;
+        return (sum, forward(sum));
+    }
 
     /// <summary>The libtorch formulation: the CPU path and the GPU kernel's oracle.</summary>
     public Tensor Reference(Tensor x)

@@ -35,7 +35,7 @@ public sealed class RotaryEmbedding
     /// [B, 1, 1, D] (decode). On the GPU one native kernel computes the same roundings.
     /// </summary>
     public static Tensor Apply(Tensor x, Tensor cos, Tensor sin) =>
-        NativeKernels.Handles(x) && x.is_contiguous() ? NativeKernels.Rotary(x, cos, sin) : Reference(x, cos, sin);
+        NativeKernels.Handles(x) ? NativeKernels.Rotary(x.contiguous(), cos, sin) : Reference(x, cos, sin);
 
     /// <summary>The eager expression: the CPU path and the GPU kernel's oracle.</summary>
     public static Tensor Reference(Tensor x, Tensor cos, Tensor sin)

@@ -41,6 +41,9 @@ public abstract class WeightSource(Device device, ScalarType dtype)
     /// </summary>
     public virtual Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures, TensorSlice? slice = null) => null;
 
+    /// <summary>True when <see cref="Fp8Weight"/> gives the linear weight <paramref name="name"/> as block-scaled FP8.</summary>
+    public virtual bool KeepsFp8(string name) => false;
+
     protected abstract Tensor Load(string name, long[] shape);
 
     /// <summary><paramref name="slice"/> of the tensor <paramref name="name"/> of shape <paramref name="wholeShape"/>, reading no more of it than the slice.</summary>
@@ -82,11 +85,11 @@ public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, Scal
         return model;
     }
 
-    private bool KeepsFp8 => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable;
+    public override bool KeepsFp8(string name) => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable && IsBlockScaledFp8(name);
 
     public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures, TensorSlice? slice = null)
     {
-        if (!KeepsFp8 || !IsBlockScaledFp8(name)) return null;
+        if (!KeepsFp8(name)) return null;
         long[] whole = [outFeatures, inFeatures];
         Tensor bits, scaleInv;
         if (slice is null)

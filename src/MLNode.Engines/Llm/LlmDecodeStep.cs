@@ -23,6 +23,10 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
     private readonly Dictionary<(int Rows, long Span), Captured> _graphs = [];
     private bool _graphed = device.type == DeviceType.CUDA && !model.Config.IsMoe && model.Parallel.Communicator is null && CudaGraph.IsAvailable;
 
+    /// <summary>
+    /// float32 logits [B, V] of one step; from a graph they are its output buffer, valid until the next call (the
+    /// callers sample from them before they step again).
+    /// </summary>
     public Tensor Logits(long[] ids, long[] slots, long[] positions)
     {
         var span = positions.Max() + 1;
@@ -48,8 +52,7 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
         graph.Slots.copy_(paddedSlots);
         graph.Positions.copy_(paddedPositions);
         graph.Graph.Replay();
-        // The graph rewrites its output at the next replay; the caller keeps these logits past it.
-        return graph.Logits.narrow(0, 0, ids.Length).clone();
+        return graph.Logits.narrow(0, 0, ids.Length);
     }
 
     public void Dispose()

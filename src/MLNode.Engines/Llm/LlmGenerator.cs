@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using MLNode.Engines.Hosting;
@@ -133,6 +134,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         if (admitted.Count == 0) return;
         _running.AddRange(admitted);
         Step(admitted, PrefillAll);
+        DecodeTimes.Interrupt();
     }
 
     private void PrefillAll(IReadOnlyList<Sequence> batch)
@@ -150,11 +152,18 @@ public sealed class LlmGenerator : IAsyncDisposable
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
         using var scope = NewDisposeScope();
+        var started = Stopwatch.GetTimestamp();
         var ids = batch.Select(s => (long)s.Tokens[^1]).ToArray();
         var slots = batch.Select(s => (long)s.Slot).ToArray();
         var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
-        EmitAll(batch, _ranks.RunLast(r => r.Decode(ids, slots, positions)));
+        var logits = _ranks.RunLast(r => r.Decode(ids, slots, positions));
+        var launched = Stopwatch.GetTimestamp();
+        EmitAll(batch, logits);
+        DecodeTimes.Add(started, launched, Stopwatch.GetTimestamp());
     }
+
+    /// <summary>Where decode steps spend their host time, summed since the generator started (for benchmarks and diagnosis).</summary>
+    internal DecodeStepTimes DecodeTimes { get; } = new();
 
     /// <summary>Runs one forward for <paramref name="batch"/>; on failure fails those sequences (not the loop) and frees their slots.</summary>
     private void Step(IReadOnlyList<Sequence> batch, Action<IReadOnlyList<Sequence>> forward)
@@ -228,4 +237,36 @@ public sealed class LlmGenerator : IAsyncDisposable
         public int Slot { get; set; } = -1;
         public bool Done { get; set; }
     }
+}
+
+/// <summary>
+/// Host time of the generator's decode steps: preparing and launching the step (until the logits are queued), then
+/// sampling and emitting (which starts by waiting for the GPU), and the whole period from one step's start to the next.
+/// </summary>
+internal sealed class DecodeStepTimes
+{
+    private long _steps, _periods, _launchTicks, _sampleTicks, _periodTicks, _lastStart;
+
+    public void Add(long started, long launched, long finished)
+    {
+        _steps++;
+        _launchTicks += launched - started;
+        _sampleTicks += finished - launched;
+        if (_lastStart != 0)
+        {
+            _periods++;
+            _periodTicks += started - _lastStart;
+        }
+        _lastStart = started;
+    }
+
+    /// <summary>A prefill ran since the last decode step: the next period is not a decode period.</summary>
+    public void Interrupt() => _lastStart = 0;
+
+    public void Reset() => _steps = _periods = _launchTicks = _sampleTicks = _periodTicks = _lastStart = 0;
+
+    public override string ToString() => _steps < 2 ? "no decode steps" :
+        $"steps={_steps} launch_ms={Ms(_launchTicks) / _steps:F3} wait_sample_emit_ms={Ms(_sampleTicks) / _steps:F3} period_ms={Ms(_periodTicks) / Math.Max(1, _periods):F3}";
+
+    private static double Ms(long ticks) => ticks * 1000.0 / Stopwatch.Frequency;
 }

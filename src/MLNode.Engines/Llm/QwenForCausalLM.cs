@@ -1,5 +1,6 @@
 using MLNode.Engines.Layers;
 using MLNode.Runtime.Checkpoints;
+using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
 using Linear = MLNode.Engines.Layers.Linear;
@@ -172,8 +173,8 @@ public sealed class QwenDecoderLayer : nn.Module
     public Tensor forward(Tensor x, Tensor cos, Tensor sin, KvStep? step, int layer)
     {
         using var scope = NewDisposeScope();
-        var h = x + self_attn.forward(input_layernorm.forward(x), cos, sin, step, layer);
-        return (h + mlp.forward(post_attention_layernorm.forward(h))).MoveToOuterDisposeScope();
+        var (h, hNormed) = post_attention_layernorm.AddAndNorm(x, self_attn.forward(input_layernorm.forward(x), cos, sin, step, layer));
+        return (h + mlp.forward(hNormed)).MoveToOuterDisposeScope();
     }
 }
 
@@ -191,6 +192,7 @@ public sealed class QwenAttention : nn.Module
     private readonly RmsNorm? q_norm;
     private readonly RmsNorm? k_norm;
 #pragma warning restore IDE1006
+    private readonly PackedLinears _qkv;
     private readonly int _heads;
     private readonly int _kvHeads;
     private readonly int _headDim;
@@ -202,9 +204,9 @@ public sealed class QwenAttention : nn.Module
         var kvHeads = parallel.KeyValueHeads(config.NumKeyValueHeads, $"{prefix}: {config.NumKeyValueHeads} key/value heads");
         (_heads, _kvHeads, _headDim) = ((int)heads.Length, (int)kvHeads.Length, config.HeadDim);
         var (d, q, kv) = (config.HiddenSize, heads.Total * _headDim, kvHeads.Total * _headDim);
-        q_proj = new ColumnParallelLinear(w, $"{prefix}.q_proj", d, q, heads.Along(0, _headDim), config.QkvBias);
-        k_proj = new ColumnParallelLinear(w, $"{prefix}.k_proj", d, kv, kvHeads.Along(0, _headDim), config.QkvBias);
-        v_proj = new ColumnParallelLinear(w, $"{prefix}.v_proj", d, kv, kvHeads.Along(0, _headDim), config.QkvBias);
+        _qkv = PackedLinears.Load(w, prefix, ["q_proj", "k_proj", "v_proj"], d, [q, kv, kv], config.QkvBias,
+            rows: [heads.Along(0, _headDim), kvHeads.Along(0, _headDim), kvHeads.Along(0, _headDim)]);
+        (q_proj, k_proj, v_proj) = (_qkv.Layers[0], _qkv.Layers[1], _qkv.Layers[2]);
         o_proj = new RowParallelLinear(w, $"{prefix}.o_proj", q, d, heads.Along(1, _headDim), parallel, config.OutputProjectionBias);
         if (config.ModelType.StartsWith("qwen3", StringComparison.Ordinal))
         {
@@ -218,9 +220,13 @@ public sealed class QwenAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         var (batch, length) = (x.shape[0], x.shape[1]);
-        var q = RotaryEmbedding.Apply(Heads(q_proj.forward(x), _heads, q_norm, batch, length), cos, sin).transpose(1, 2);
-        var k = RotaryEmbedding.Apply(Heads(k_proj.forward(x), _kvHeads, k_norm, batch, length), cos, sin).transpose(1, 2);
-        var v = Heads(v_proj.forward(x), _kvHeads, null, batch, length).transpose(1, 2);
+        var qkv = _qkv.Forward(x);
+        if (step is DecodeStep fused && UsesDecodeKernels(qkv, length))
+            return o_proj.forward(AttendInCache(qkv, cos, sin, fused, layer).view(batch, 1, _heads * _headDim)).MoveToOuterDisposeScope();
+        var projected = _qkv.Split(qkv);
+        var q = RotaryEmbedding.Apply(Heads(projected[0], _heads, q_norm, batch, length), cos, sin).transpose(1, 2);
+        var k = RotaryEmbedding.Apply(Heads(projected[1], _kvHeads, k_norm, batch, length), cos, sin).transpose(1, 2);
+        var v = Heads(projected[2], _kvHeads, null, batch, length).transpose(1, 2);
         Tensor? mask = null;
         switch (step)
         {
@@ -260,6 +266,24 @@ public sealed class QwenAttention : nn.Module
         }
         var merged = attended.transpose(1, 2).reshape(batch, length, _heads * _headDim);
         return o_proj.forward(merged).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One new token per sequence on the GPU: two native kernels do what the eager path's norms, rotations, cache writes,
+    /// gathers, mask and SDPA do (same roundings up to the softmax's summation order), reading each sequence's keys and
+    /// values where they lie in the cache.
+    /// </summary>
+    private bool UsesDecodeKernels(Tensor qkv, long length) =>
+        length == 1 && NativeKernels.Handles(qkv) && _headDim <= NativeKernels.DecodeAttentionMaxHeadDim && _headDim % 8 == 0
+        && _heads / _kvHeads <= NativeKernels.DecodeAttentionMaxGroup;
+
+    private Tensor AttendInCache(Tensor qkv, Tensor cos, Tensor sin, DecodeStep decode, int layer)
+    {
+        var (keys, values) = (decode.Cache.Keys(layer), decode.Cache.Values(layer));
+        var batch = qkv.shape[0];
+        var q = NativeKernels.DecodeQkv(qkv.view(batch, -1), q_norm?.Weight, k_norm?.Weight, q_norm?.Eps ?? 0, cos.reshape(batch, _headDim),
+            sin.reshape(batch, _headDim), keys, values, decode.Slots, decode.Positions, _heads, _kvHeads);
+        return NativeKernels.DecodeAttention(q, keys, values, decode.Slots, decode.Positions, decode.Span);
     }
 
     /// <summary>Writes the real tokens of <paramref name="kv"/> [B, H, L, D] to their (slot, position); cache rows past each prompt keep what they held.</summary>

@@ -9,8 +9,8 @@ public static partial class NativeKernels
     public const int MaxTopLogprobs = 32;
 
     /// <summary>
-    /// Per row of <paramref name="logits"/> [B, V] (float32, bfloat16 or float16, contiguous, on CUDA), in one launch
-    /// that reads the logits once: the <paramref name="k"/> best tokens of log_softmax(logits / T) in descending
+    /// Per row of <paramref name="logits"/> [B, V] (float32, bfloat16 or float16, contiguous, on CUDA), in two launches
+    /// that read the logits once: the <paramref name="k"/> best tokens of log_softmax(logits / T) in descending
     /// order (equal values: lower id first), the logprob of each row's chosen token, and the argmax (the lowest id
     /// of the maximum). Reference: <c>BatchLogprobs.Reference</c> in MLNode.Engines (log_softmax, topk, gather).
     /// </summary>
@@ -34,9 +34,12 @@ public static partial class NativeKernels
         var ids = empty([rows, k], ScalarType.Int64, logits.device);
         var chosenLogprob = empty([rows], ScalarType.Float32, logits.device);
         var argmax = empty([rows], ScalarType.Int64, logits.device);
+        Check(mlnode_topk_logprobs_scratch_bytes(rows, k, out var scratchBytes), nameof(mlnode_topk_logprobs_scratch_bytes));
+        // The row slices' partial results, from libtorch's caching allocator: freed with the call, reused by the next.
+        using var scratch = empty([scratchBytes], ScalarType.Byte, logits.device);
         Check(mlnode_topk_logprobs(Pointer(logits), (int)logits.dtype, rows, logits.shape[1],
                 temperature is null ? 0 : Pointer(temperature), chosen is null ? 0 : Pointer(chosen), k,
-                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Stream),
+                Pointer(values), Pointer(ids), Pointer(chosenLogprob), Pointer(argmax), Pointer(scratch), scratchBytes, Stream),
             nameof(mlnode_topk_logprobs));
         return (values, ids, chosenLogprob, argmax);
     }
@@ -50,5 +53,8 @@ public static partial class NativeKernels
 
     [LibraryImport(LibraryName)]
     private static partial int mlnode_topk_logprobs(nint logits, int dtype, long rows, long vocab, nint temperature, nint chosen, int k,
-        nint values, nint ids, nint chosenLogprob, nint argmax, nint stream);
+        nint values, nint ids, nint chosenLogprob, nint argmax, nint scratch, long scratchBytes, nint stream);
+
+    [LibraryImport(LibraryName)]
+    private static partial int mlnode_topk_logprobs_scratch_bytes(long rows, int k, out long bytes);
 }
