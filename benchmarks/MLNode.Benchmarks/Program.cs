@@ -37,6 +37,7 @@ return args.FirstOrDefault() switch
     "layer-profile" => LayerProfile.Run(runtime, options),
     "decode-profile" => DecodeProfile.Run(runtime, options),
     "llm" => await LlmBenchmark.RunAsync(runtime, options, log),
+    "llm-tp" => await TensorParallelBenchmark.RunAsync(runtime, options, log),
     "whisper" => await WhisperBenchmark.RunAsync(runtime, options, log),
     "wan-dit" => WanDitBenchmark.Run(runtime, options),
     "wan-dit-fixtures" => WanDitBenchmark.Fixtures(runtime, args.Length > 1 ? args[1] : "fixtures/wan-tiny"),
@@ -47,7 +48,7 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR | wan-vae | wan-calibrate DIR [--device cpu|cuda --prompts N --seeds N --steps S --margin M --malign-dtype bf16|fp32]");
+    Console.Error.WriteLine("usage: mlnode-bench poc [--layers N --batch B --seq-len L --batches K] | poc-fixtures DIR | layer-profile | llm | llm-tp [--tp N --layers N --concurrency C --batch B --seq-len L] | whisper [--tiktoken FILE] | wan-dit | wan-dit-fixtures DIR | wan-vae | wan-calibrate DIR [--device cpu|cuda --prompts N --seeds N --steps S --margin M --malign-dtype bf16|fp32]");
     return 2;
 }
 
@@ -142,25 +143,7 @@ static class LlmBenchmark
         var cache = new KvCache(config.NumHiddenLayers, 64, config.NumKeyValueHeads, promptLen + newTokens + 8, config.HeadDim, ScalarType.BFloat16, runtime.Device);
         await using var generator = new LlmGenerator(model, cache, 64, log);
         var greedy = new MLNode.Engines.Llm.Sampling.SamplingParams(Temperature: 0, TopLogprobs: 5);
-
-        // Decode tokens/s of `concurrency` streams: the tokens all streams produce once every stream has its first token
-        // (prefills done; the generator admits arrivals in waves, and a prefill inside the window is not decoding),
-        // over the time from then to the last token.
-        async Task<double> Decode(int concurrency)
-        {
-            var runs = Enumerable.Range(0, concurrency).Select(async i =>
-            {
-                var prompt = Enumerable.Range(0, promptLen).Select(t => (t * 31 + i * 7) % config.VocabSize).ToArray();
-                var reader = generator.Generate(new GenerationRequest(prompt, greedy, newTokens, new HashSet<int>()), CancellationToken.None);
-                var times = new List<long>();
-                await foreach (var _ in reader.ReadAllAsync()) times.Add(Stopwatch.GetTimestamp());
-                return times;
-            }).ToList();
-            var streams = await Task.WhenAll(runs);
-            var start = streams.Max(t => t[0]);
-            var tokens = streams.Sum(t => t.Count(x => x > start));
-            return tokens / Stopwatch.GetElapsedTime(start, streams.Max(t => t[^1])).TotalSeconds;
-        }
+        Task<double> Decode(int concurrency) => DecodeTokensPerSecond(generator, config.VocabSize, promptLen, newTokens, concurrency);
 
         await Decode(1); // warm-up
         generator.DecodeTimes.Reset();
@@ -215,6 +198,29 @@ static class LlmBenchmark
         cuda.synchronize();
         Console.WriteLine($"RESULT llm engine=mlnode teacher_forced_tok_s={reps * batch * length / watch.Elapsed.TotalSeconds:F0} ({batch}x{length}, with LM head)");
         return 0;
+    }
+
+    /// <summary>
+    /// Greedy decode tokens/s of <paramref name="concurrency"/> streams of <paramref name="promptLen"/>-token prompts and
+    /// <paramref name="newTokens"/> new tokens: the tokens all streams produce once every stream has its first token
+    /// (prefills done; the generator admits arrivals in waves, and a prefill inside the window is not decoding), over the
+    /// time from then to the last token.
+    /// </summary>
+    public static async Task<double> DecodeTokensPerSecond(LlmGenerator generator, int vocab, int promptLen, int newTokens, int concurrency)
+    {
+        var greedy = new MLNode.Engines.Llm.Sampling.SamplingParams(Temperature: 0, TopLogprobs: 5);
+        var runs = Enumerable.Range(0, concurrency).Select(async i =>
+        {
+            var prompt = Enumerable.Range(0, promptLen).Select(t => (t * 31 + i * 7) % vocab).ToArray();
+            var reader = generator.Generate(new GenerationRequest(prompt, greedy, newTokens, new HashSet<int>()), CancellationToken.None);
+            var times = new List<long>();
+            await foreach (var _ in reader.ReadAllAsync()) times.Add(Stopwatch.GetTimestamp());
+            return times;
+        }).ToList();
+        var streams = await Task.WhenAll(runs);
+        var start = streams.Max(t => t[0]);
+        var tokens = streams.Sum(t => t.Count(x => x > start));
+        return tokens / Stopwatch.GetElapsedTime(start, streams.Max(t => t[^1])).TotalSeconds;
     }
 }
 
@@ -484,3 +490,57 @@ static class WhisperBenchmark
     }
 }
 
+/// <summary>
+/// Tensor-parallel scaling on a Qwen3-30B-A3B-shaped MoE with random bf16 weights as --tp N ranks (one per GPU over NCCL,
+/// or CPU threads): decode tokens/s at concurrency 1 and --concurrency through the generator, and PoC nonces/min. Run at
+/// N = 1, 2, 4 on one machine; the scaling efficiency at N is rate(N) / (N · rate(1)).
+/// </summary>
+static class TensorParallelBenchmark
+{
+    public static async Task<int> RunAsync(TorchRuntime runtime, Options o, ILogger log)
+    {
+        var ranks = o.Int("tp", 1);
+        var (promptLen, newTokens, concurrency) = (o.Int("prompt", 128), o.Int("new-tokens", 64), o.Int("concurrency", 64));
+        var (batch, seqLen, batches) = (o.Int("batch", 32), o.Int("seq-len", 1024), o.Int("batches", 3));
+        var config = Qwen3_30B_A3B(o.Int("layers", 48));
+        var loaded = LlmEngine.BuildRanks(config, device => new RandomWeights(device, ScalarType.BFloat16, seed: 1), runtime, ranks,
+            new LlmEngine.KvCacheRequest(concurrency, promptLen + newTokens + 8), log);
+        try
+        {
+            double single, many;
+            await using (var generator = new LlmGenerator(loaded.Ranks, concurrency, log))
+            {
+                await LlmBenchmark.DecodeTokensPerSecond(generator, config.VocabSize, promptLen, 8, 1); // warm-up
+                single = await LlmBenchmark.DecodeTokensPerSecond(generator, config.VocabSize, promptLen, newTokens, 1);
+                many = await LlmBenchmark.DecodeTokensPerSecond(generator, config.VocabSize, promptLen, newTokens, concurrency);
+            }
+
+            var prover = new LlmPocProver(loaded.Ranks);
+            var round = new PocRound("9F3A6C1E2B7D4058A1C3E5F708192A3B4C5D6E7F8091A2B3C4D5E6F708192A3B", "02ab34cd", seqLen, config.HiddenSize, 12, StrongRng: true);
+            var nonces = new NonceIterator(1, 2);
+            await prover.ComputeAsync(round, nonces.Take(batch), CancellationToken.None); // warm-up
+            var watch = Stopwatch.StartNew();
+            var produced = 0;
+            for (var i = 0; i < batches; i++)
+                produced += (await prover.ComputeAsync(round, nonces.Take(batch), CancellationToken.None)).Count;
+            var pocPerMinute = produced / watch.Elapsed.TotalSeconds * 60;
+
+            Console.WriteLine($"RESULT llm-tp engine=mlnode tp={ranks} devices={loaded.Devices} layers={config.NumHiddenLayers} parameters={loaded.ParameterCount} " +
+                $"decode_c1_tok_s={single:F1} decode_c{concurrency}_tok_s={many:F1} poc_batch={batch} seq_len={seqLen} poc_nonces_per_min={pocPerMinute:F1}");
+            return 0;
+        }
+        finally
+        {
+            loaded.Ranks.Dispose();
+        }
+    }
+
+    public static HfModelConfig Qwen3_30B_A3B(int layers) => HfModelConfig.Parse(JsonSerializer.Serialize(new
+    {
+        model_type = "qwen3_moe", hidden_size = 2048, intermediate_size = 6144, num_hidden_layers = layers,
+        num_attention_heads = 32, num_key_value_heads = 4, head_dim = 128, vocab_size = 151936,
+        num_experts = 128, num_experts_per_tok = 8, moe_intermediate_size = 768, norm_topk_prob = true,
+        decoder_sparse_step = 1, mlp_only_layers = Array.Empty<int>(),
+        rms_norm_eps = 1e-6, rope_theta = 1000000.0, tie_word_embeddings = false, max_position_embeddings = 40960,
+    }), "qwen3-30b-a3b-shape");
+}

@@ -59,6 +59,37 @@ public sealed class ChatCompletionsTests
     }
 
     /// <summary>
+    /// <c>--tensor-parallel-size 2</c> on the CPU serves the demo model as two ranks over the CPU communicator: the same
+    /// greedy tokens as one rank, logprobs within 1e-4 (float32 sums split in two, ~1e-7 apart; see
+    /// TensorParallelTests), and a validator on the whole model accepts the sharded executor's output.
+    /// </summary>
+    [Fact]
+    public async Task Two_tensor_parallel_ranks_serve_the_same_completion_as_one()
+    {
+        const string greedy = """
+            {"model":"mlnode/demo-qwen3","messages":[{"role":"user","content":"Grüße, 世界!"}],"max_tokens":10,"temperature":0,
+             "logprobs":true,"top_logprobs":5,"return_token_ids":true}
+            """;
+        var shipped = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "models.json"));
+        await using var sharded = await WorkerServer.StartAsync(_ => shipped, null, []);
+        var (status, up) = await JsonHttp.Send(sharded.Management, HttpMethod.Post, "/api/v1/inference/up",
+            """{"model":"mlnode/demo-qwen3","additional_args":["--tensor-parallel-size","2"]}""");
+        Assert.Equal(HttpStatusCode.OK, status);
+        var (_, parallelBody) = await JsonHttp.Send(sharded.Inference, HttpMethod.Post, "/v1/chat/completions", greedy);
+        var parallel = parallelBody.Deserialize<ChatCompletionResponse>(GonkaJson.Options)!.Choices[0];
+
+        await using var whole = await StartDemo();
+        var (_, wholeBody) = await JsonHttp.Send(whole.Inference, HttpMethod.Post, "/v1/chat/completions", greedy);
+        var single = wholeBody.Deserialize<ChatCompletionResponse>(GonkaJson.Options)!.Choices[0];
+
+        Assert.Equal(10, parallel.TokenIds!.Count);
+        Assert.Equal(single.TokenIds, parallel.TokenIds);
+        foreach (var (p, w) in parallel.Logprobs!.Content.Zip(single.Logprobs!.Content))
+            Assert.True(Math.Abs(p.Logprob - w.Logprob) <= 1e-4, $"token {p.Token}: {p.Logprob} vs {w.Logprob}");
+        Assert.True(LogprobComparison.Compare(single.Logprobs.Content, parallel.Logprobs.Content).Passes(0.99));
+    }
+
+    /// <summary>
     /// The fast validator mode scores the claimed output in one forward: other GEMM shapes than step-by-step
     /// decoding, so float32 rounding differs in the last bits; measured similarity 0.9999999992 here (CPU, fp32), asserted
     /// above 0.9999 (the network's thresholds are 0.90–0.98).

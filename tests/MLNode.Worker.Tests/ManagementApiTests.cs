@@ -225,6 +225,26 @@ public sealed class ManagementApiTests
         Assert.Equal("""{"ready":true}""", ready!.ToJsonString());
     }
 
+    /// <summary>A loaded model that can no longer serve (a tensor-parallel rank failed) is reported unhealthy, with its error.</summary>
+    [Fact]
+    public async Task A_stopped_model_is_unhealthy_on_both_ports()
+    {
+        var engine = new ScriptedEngine();
+        await using var worker = await Start(engine);
+        var (status, _) = await JsonHttp.Send(worker.Management, HttpMethod.Post, "/api/v1/inference/up", UpBody());
+        Assert.Equal(HttpStatusCode.OK, status);
+        using (var healthy = await worker.Inference.GetAsync("/health", Ct))
+            Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+
+        engine.Failure = "tensor-parallel rank 1 of 2 failed, and the model is stopped: CUDA error: an illegal memory access";
+        var (probe, detail) = await JsonHttp.Send(worker.Inference, HttpMethod.Get, "/health");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, probe);
+        Assert.Equal(engine.Failure, (string?)detail!["detail"]);
+        var (_, state) = await JsonHttp.Send(worker.Management, HttpMethod.Get, "/api/v1/state");
+        Assert.Equal("INFERENCE", (string?)state!["state"]);
+        Assert.False((bool)state["inference_healthy"]!);
+    }
+
     [Fact]
     public async Task The_inference_port_serves_only_the_openai_api()
     {

@@ -116,6 +116,9 @@ public sealed class ScriptedEngine : IExecutorFactory
     /// <summary>The PoC forward the loaded executor offers; none by default.</summary>
     public IPocProver? Prover { get; init; }
 
+    /// <summary>What the loaded executor reports as <see cref="IModelExecutor.Failure"/>, read at each probe.</summary>
+    public string? Failure { get; set; }
+
     public bool Supports(Modality modality, string architecture) => modality == Modality.Llm;
 
     public async Task<IModelExecutor> LoadAsync(ModelLoadRequest request, CancellationToken ct)
@@ -124,13 +127,14 @@ public sealed class ScriptedEngine : IExecutorFactory
         _ = await File.ReadAllTextAsync(Path.Combine(request.Folder, "config.json"), ct);
         Loads++;
         return new Executor(new ModelCard(request.Entry.Id, request.Entry.Modality, request.Entry.Architecture, request.Entry.Dtype,
-            "cpu", request.Folder, request.Entry.Limits, 0, request.Entry.Pricing), Prover);
+            "cpu", request.Folder, request.Entry.Limits, 0, request.Entry.Pricing), Prover, this);
     }
 
-    private sealed class Executor(ModelCard card, IPocProver? poc) : IModelExecutor
+    private sealed class Executor(ModelCard card, IPocProver? poc, ScriptedEngine engine) : IModelExecutor
     {
         public ModelCard Card { get; } = card;
         public IPocProver? Poc { get; } = poc;
+        public string? Failure => engine.Failure;
         public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
 }

@@ -33,6 +33,12 @@ public interface IModelExecutor : IAsyncDisposable
     /// fixed for a whole job can take it where it is faster.
     /// </summary>
     bool UsesCudnnAttention => false;
+
+    /// <summary>
+    /// Why the model can no longer serve though it is loaded (a tensor-parallel rank failed and stopped it), for the
+    /// health probes; null while it can. Reloading the model is the remedy.
+    /// </summary>
+    string? Failure => null;
 }
 
 /// <summary>

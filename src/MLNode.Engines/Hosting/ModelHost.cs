@@ -48,6 +48,21 @@ public sealed class ModelHost(
             return new LoadProblem(false, $"no engine in this build serves {entry.Modality.ToString().ToLowerInvariant()} architecture '{entry.Architecture}'");
         if (args.MaxModelLen > entry.Limits.MaxModelLen)
             return new LoadProblem(true, $"--max-model-len {args.MaxModelLen} exceeds the registry limit {entry.Limits.MaxModelLen} of {entry.Id}");
+        return TensorParallelProblem(entry, args, runtime.IsCuda ? runtime.VisibleGpus : null);
+    }
+
+    /// <summary>
+    /// Why <paramref name="entry"/> cannot run with the arguments' tensor-parallel size: only LLMs are sharded, and on GPUs
+    /// each rank needs its own (<paramref name="visibleGpus"/>; null on a CPU runtime, whose ranks are threads).
+    /// </summary>
+    public static LoadProblem? TensorParallelProblem(ModelEntry entry, EngineArgs args, int? visibleGpus)
+    {
+        var ranks = args.TensorParallelSize;
+        if (ranks == 1) return null;
+        if (entry.Modality != Modality.Llm)
+            return new LoadProblem(true, $"--tensor-parallel-size {ranks}: only LLMs are sharded here, and {entry.Id} is not one ({entry.Modality.ToString().ToLowerInvariant()})");
+        if (visibleGpus is { } gpus && ranks > gpus)
+            return new LoadProblem(true, $"--tensor-parallel-size {ranks} needs {ranks} GPUs, one per rank; this node sees {gpus}");
         return null;
     }
 

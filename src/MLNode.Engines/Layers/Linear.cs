@@ -1,3 +1,4 @@
+using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,7 +11,7 @@ namespace MLNode.Engines.Layers;
 /// checkpoint whose weight source keeps FP8 (on a GPU with the native kernels) leaves W as E4M3 bits with its
 /// <c>weight_scale_inv</c> (<see cref="Fp8BlockWeight"/>); everywhere else W arrives in the activation dtype.
 /// </summary>
-public sealed class Linear : nn.Module<Tensor, Tensor>
+public class Linear : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Parameter weight;
@@ -19,12 +20,18 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE1006
     private readonly Fp8BlockWeight? _fp8;
 
-    public Linear(WeightSource w, string prefix, long inFeatures, long outFeatures, bool hasBias = false) : base(prefix)
+    public Linear(WeightSource w, string prefix, long inFeatures, long outFeatures, bool hasBias = false)
+        : this(w, prefix, inFeatures, outFeatures, hasBias, null)
     {
-        _fp8 = w.Fp8Weight($"{prefix}.weight", outFeatures, inFeatures);
-        weight = _fp8?.Bits ?? w.Parameter($"{prefix}.weight", outFeatures, inFeatures);
+    }
+
+    /// <param name="slice">The part of W [out, in] this module holds, when not all of it: rows (and the bias's rows) or columns (and the whole bias).</param>
+    protected Linear(WeightSource w, string prefix, long inFeatures, long outFeatures, bool hasBias, TensorSlice? slice) : base(prefix)
+    {
+        _fp8 = w.Fp8Weight($"{prefix}.weight", outFeatures, inFeatures, slice);
+        weight = _fp8?.Bits ?? w.Parameter($"{prefix}.weight", [outFeatures, inFeatures], slice);
         weight_scale_inv = _fp8?.ScaleInv;
-        bias = hasBias ? w.Parameter($"{prefix}.bias", outFeatures) : null;
+        bias = hasBias ? w.Parameter($"{prefix}.bias", [outFeatures], slice is { Dim: 0 } ? slice : null) : null;
         RegisterComponents();
     }
 
@@ -42,6 +49,11 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     public bool IsFp8 => _fp8 is not null;
 
     public override Tensor forward(Tensor x) => _fp8 is null ? Dense(x, weight, bias) : _fp8.Linear(x, bias);
+
+    /// <summary>x Wᵀ without the bias.</summary>
+    protected Tensor Product(Tensor x) => _fp8 is null ? Dense(x, weight, null) : _fp8.Linear(x, null);
+
+    protected Tensor? Bias => bias;
 
     /// <summary>x Wᵀ (+ b) with a dense W: the native GEMV for the few rows of a decode step on the GPU, libtorch's GEMM otherwise.</summary>
     internal static Tensor Dense(Tensor x, Tensor weight, Tensor? bias) =>

@@ -1,3 +1,4 @@
+using MLNode.Runtime.Checkpoints;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Layers;
@@ -20,23 +21,29 @@ public sealed class PackedLinears
     /// <summary>The layers, in the order of <see cref="Load"/>'s names; their outputs lie side by side in <see cref="Forward"/>'s.</summary>
     public IReadOnlyList<Linear> Layers { get; }
 
-    /// <summary>The layers <c>{prefix}.{name}</c> [outFeatures[i], inFeatures], packed unless one of them stays FP8.</summary>
-    public static PackedLinears Load(WeightSource w, string prefix, string[] names, long inFeatures, long[] outFeatures, bool hasBias = false)
+    /// <summary>
+    /// The layers <c>{prefix}.{name}</c> [outFeatures[i], inFeatures], packed unless one of them stays FP8. With
+    /// <paramref name="rows"/>, layer i holds only rows[i] of its weight and bias (a column-parallel rank's share).
+    /// </summary>
+    public static PackedLinears Load(WeightSource w, string prefix, string[] names, long inFeatures, long[] outFeatures, bool hasBias = false,
+        TensorSlice?[]? rows = null)
     {
+        rows ??= new TensorSlice?[names.Length];
+        var widths = outFeatures.Select((n, i) => rows[i]?.Length ?? n).ToArray();
         if (names.Any(n => w.KeepsFp8($"{prefix}.{n}.weight")))
-            return new([.. names.Select((n, i) => new Linear(w, $"{prefix}.{n}", inFeatures, outFeatures[i], hasBias))], outFeatures, null, null);
-        var weight = empty([outFeatures.Sum(), inFeatures], w.DType, w.Device).DetachFromDisposeScope();
-        var bias = hasBias ? empty([outFeatures.Sum()], w.DType, w.Device).DetachFromDisposeScope() : null;
+            return new([.. names.Select((n, i) => new ColumnParallelLinear(w, $"{prefix}.{n}", inFeatures, outFeatures[i], rows[i], hasBias))], widths, null, null);
+        var weight = empty([widths.Sum(), inFeatures], w.DType, w.Device).DetachFromDisposeScope();
+        var bias = hasBias ? empty([widths.Sum()], w.DType, w.Device).DetachFromDisposeScope() : null;
         var layers = new Linear[names.Length];
-        for (long i = 0, row = 0; i < names.Length; row += outFeatures[i], i++)
+        for (long i = 0, row = 0; i < names.Length; row += widths[i], i++)
         {
             var name = $"{prefix}.{names[i]}";
-            using (var loaded = w.Parameter($"{name}.weight", outFeatures[i], inFeatures)) weight.narrow(0, row, outFeatures[i]).copy_(loaded);
+            using (var loaded = w.Parameter($"{name}.weight", [outFeatures[i], inFeatures], rows[i])) weight.narrow(0, row, widths[i]).copy_(loaded);
             if (bias is not null)
-                using (var loaded = w.Parameter($"{name}.bias", outFeatures[i])) bias.narrow(0, row, outFeatures[i]).copy_(loaded);
-            layers[i] = new Linear(name, weight.narrow(0, row, outFeatures[i]), bias?.narrow(0, row, outFeatures[i]));
+                using (var loaded = w.Parameter($"{name}.bias", [outFeatures[i]], rows[i])) bias.narrow(0, row, widths[i]).copy_(loaded);
+            layers[i] = new Linear(name, weight.narrow(0, row, widths[i]), bias?.narrow(0, row, widths[i]));
         }
-        return new(layers, outFeatures, weight, bias);
+        return new(layers, widths, weight, bias);
     }
 
     /// <summary>The packed [Σ out, in] weight; null where the layers stay separate.</summary>

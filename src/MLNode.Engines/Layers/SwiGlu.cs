@@ -6,22 +6,25 @@ namespace MLNode.Engines.Layers;
 
 /// <summary>
 /// The gated feed-forward of Qwen/Llama: down(silu(gate(x)) ⊙ up(x)), gate and up packed into one GEMM and, on the GPU,
-/// the gate applied by one kernel.
+/// the gate applied by one kernel. Under tensor parallelism each rank holds a share of the hidden features: gate and up
+/// column-parallel, down row-parallel, one all-reduce.
 /// </summary>
 public sealed class SwiGlu : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Linear gate_proj;
     private readonly Linear up_proj;
-    private readonly Linear down_proj;
+    private readonly RowParallelLinear down_proj;
 #pragma warning restore IDE1006
     private readonly PackedLinears _gateUp;
 
-    public SwiGlu(WeightSource w, string prefix, long width, long hidden) : base(prefix)
+    public SwiGlu(WeightSource w, string prefix, long width, long hidden, TensorParallel? parallel = null) : base(prefix)
     {
-        _gateUp = PackedLinears.Load(w, prefix, ["gate_proj", "up_proj"], width, [hidden, hidden]);
+        parallel ??= TensorParallel.Single;
+        var features = parallel.Share(hidden, $"{prefix}: {hidden} hidden features").Along(0);
+        _gateUp = PackedLinears.Load(w, prefix, ["gate_proj", "up_proj"], width, [hidden, hidden], rows: [features, features]);
         (gate_proj, up_proj) = (_gateUp.Layers[0], _gateUp.Layers[1]);
-        down_proj = new Linear(w, $"{prefix}.down_proj", hidden, width);
+        down_proj = new RowParallelLinear(w, $"{prefix}.down_proj", hidden, width, features is null ? null : features with { Dim = 1 }, parallel);
         RegisterComponents();
     }
 

@@ -10,25 +10,48 @@ namespace MLNode.Engines.Layers;
 /// <summary>
 /// Hands tensors to module constructors by their checkpoint names, with the shape the architecture
 /// expects, on the model's device and dtype, so modules are built straight from the weights with no
-/// random initialisation first. A checkpoint whose tensor has another shape is refused by name.
+/// random initialisation first. A checkpoint whose tensor has another shape is refused by name. A tensor-parallel rank
+/// asks for its slice of a tensor, and a source that reads checkpoints reads only that slice.
 /// </summary>
 public abstract class WeightSource(Device device, ScalarType dtype)
 {
+    private readonly List<WeightRead> _reads = [];
+
     public Device Device { get; } = device;
     public ScalarType DType { get; } = dtype;
 
-    public Parameter Parameter(string name, params long[] shape) => new(WithShape(name, Load(name, shape), shape), requires_grad: false);
+    /// <summary>Every tensor handed out so far: what a rank holds of the model, against the whole model.</summary>
+    public IReadOnlyList<WeightRead> Reads => _reads;
+
+    public Parameter Parameter(string name, params long[] shape) => Parameter(name, shape, null);
+
+    /// <summary><paramref name="slice"/> of the tensor <paramref name="name"/> whose whole shape is <paramref name="wholeShape"/>, or all of it.</summary>
+    public Parameter Parameter(string name, long[] wholeShape, TensorSlice? slice)
+    {
+        var shape = slice?.ShapeOf(wholeShape) ?? wholeShape;
+        var tensor = WithShape(name, slice is null ? Load(name, shape) : LoadSlice(name, wholeShape, slice), shape);
+        Record(name, wholeShape, shape);
+        return new(tensor, requires_grad: false);
+    }
 
     /// <summary>
-    /// The linear weight <paramref name="name"/> [out, in] as block-scaled FP8, where this source keeps FP8 checkpoints
-    /// as they are; null where the weight is dense or is dequantised on loading, and <see cref="Parameter"/> gives it.
+    /// The linear weight <paramref name="name"/> [out, in] (or <paramref name="slice"/> of it) as block-scaled FP8, where
+    /// this source keeps FP8 checkpoints as they are; null where the weight is dense or is dequantised on loading, and
+    /// <see cref="Parameter"/> gives it.
     /// </summary>
-    public virtual Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures) => null;
+    public virtual Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures, TensorSlice? slice = null) => null;
 
     /// <summary>True when <see cref="Fp8Weight"/> gives the linear weight <paramref name="name"/> as block-scaled FP8.</summary>
     public virtual bool KeepsFp8(string name) => false;
 
     protected abstract Tensor Load(string name, long[] shape);
+
+    /// <summary><paramref name="slice"/> of the tensor <paramref name="name"/> of shape <paramref name="wholeShape"/>, reading no more of it than the slice.</summary>
+    protected virtual Tensor LoadSlice(string name, long[] wholeShape, TensorSlice slice) =>
+        throw new NotSupportedException($"{GetType().Name} cannot load a slice of {name}; tensor-parallel ranks need a source that can");
+
+    protected void Record(string name, long[] wholeShape, long[] shape) =>
+        _reads.Add(new WeightRead(name, shape.Aggregate(1L, (a, b) => a * b), wholeShape.Aggregate(1L, (a, b) => a * b)));
 
     /// <summary>The tensor, or a refusal naming it when its shape is not the architecture's.</summary>
     protected static Tensor WithShape(string name, Tensor tensor, long[] shape)
@@ -64,11 +87,25 @@ public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, Scal
 
     public override bool KeepsFp8(string name) => Device.type == DeviceType.CUDA && NativeKernels.IsAvailable && IsBlockScaledFp8(name);
 
-    public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures)
+    public override Fp8BlockWeight? Fp8Weight(string name, long outFeatures, long inFeatures, TensorSlice? slice = null)
     {
         if (!KeepsFp8(name)) return null;
-        var bits = WithShape(name, checkpoint.Load(name, Device), [outFeatures, inFeatures]);
-        var scaleInv = checkpoint.Load(ScaleName(name), Device);
+        long[] whole = [outFeatures, inFeatures];
+        Tensor bits, scaleInv;
+        if (slice is null)
+        {
+            bits = WithShape(name, checkpoint.Load(name, Device), whole);
+            scaleInv = checkpoint.Load(ScaleName(name), Device);
+        }
+        else
+        {
+            RequireShape(name, whole);
+            var (hostBits, hostScales) = checkpoint.LoadFp8BlockSlice(name, slice);
+            using (hostBits)
+            using (hostScales)
+                (bits, scaleInv) = (hostBits.to(Device), hostScales.to(Device));
+        }
+        Record(name, whole, slice?.ShapeOf(whole) ?? whole);
         try
         {
             return new Fp8BlockWeight(bits, scaleInv);
@@ -88,6 +125,24 @@ public sealed class CheckpointWeights(Checkpoint checkpoint, Device device, Scal
         return IsBlockScaledFp8(name)
             ? checkpoint.LoadFp8BlockScaled(name, DType, Device)
             : checkpoint.Load(name, Device, DType);
+    }
+
+    protected override Tensor LoadSlice(string name, long[] wholeShape, TensorSlice slice)
+    {
+        RequireShape(name, wholeShape);
+        return IsBlockScaledFp8(name)
+            ? checkpoint.LoadFp8BlockScaled(name, DType, Device, slice: slice)
+            : checkpoint.Load(name, Device, DType, slice);
+    }
+
+    /// <summary>A slice is only the architecture's slice if the stored tensor has the architecture's whole shape: checked before reading.</summary>
+    private void RequireShape(string name, long[] wholeShape)
+    {
+        if (!checkpoint.Contains(name))
+            throw new InvalidDataException($"checkpoint in {checkpoint.Folder} has no tensor {name}");
+        var stored = checkpoint.GetInfo(name).Shape;
+        if (!stored.SequenceEqual(wholeShape))
+            throw new InvalidDataException($"tensor {name} has shape [{string.Join("×", stored)}], the architecture expects [{string.Join("×", wholeShape)}]");
     }
 
     private bool IsBlockScaledFp8(string name) =>
@@ -111,4 +166,9 @@ public sealed class RandomWeights : WeightSource
         using var values = randn(shape, ScalarType.Float32, Device);
         return values.mul_(0.02).to(DType);
     }
+
+    protected override Tensor LoadSlice(string name, long[] wholeShape, TensorSlice slice) => Load(name, slice.ShapeOf(wholeShape));
 }
+
+/// <summary>One tensor a <see cref="WeightSource"/> handed out: the elements it holds and those of the whole stored tensor.</summary>
+public sealed record WeightRead(string Name, long Elements, long WholeElements);

@@ -14,14 +14,14 @@ namespace MLNode.Engines.Llm;
 /// power of two by repeating its first row (which rewrites that row's key and value with the same numbers), the span
 /// rounded up to a power of two of at least <see cref="MinSpan"/> positions (the mask hides the rest). Mixture-of-experts
 /// models route tokens to experts with data-dependent shapes, which a graph cannot hold, and run eagerly, as everything
-/// does on the CPU.
+/// does on the CPU, and as tensor-parallel ranks do (their collectives run outside any graph).
 /// </summary>
 internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device device, ILogger logger) : IDisposable
 {
     public const int MinSpan = 256;
 
     private readonly Dictionary<(int Rows, long Span), Captured> _graphs = [];
-    private bool _graphed = device.type == DeviceType.CUDA && !model.Config.IsMoe && CudaGraph.IsAvailable;
+    private bool _graphed = device.type == DeviceType.CUDA && !model.Config.IsMoe && model.Parallel.Communicator is null && CudaGraph.IsAvailable;
 
     /// <summary>
     /// float32 logits [B, V] of one step; from a graph they are its output buffer, valid until the next call (the

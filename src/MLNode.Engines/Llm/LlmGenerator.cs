@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
 using MLNode.Engines.Llm.Sampling;
 using static TorchSharp.torch;
@@ -26,13 +27,14 @@ public sealed record GeneratedToken(TokenLogprob Token, FinishReason? Finish);
 /// Continuous batching over one model: new sequences are prefilled together as KV-cache slots free up, and every
 /// step decodes one token for all running sequences together. One thread owns the model's generation
 /// state; callers stream tokens from a channel and may cancel at any time (their slot is freed at the
-/// next step). A failing step fails only the sequences in it; the loop keeps serving.
+/// next step). A failing step fails only the sequences in it; the loop keeps serving. The model may be tensor-parallel
+/// ranks: each step runs on all of them, and the last rank's logits are sampled.
 /// </summary>
 public sealed class LlmGenerator : IAsyncDisposable
 {
-    private readonly QwenForCausalLM _model;
+    private readonly RankThreads<LlmRank> _ranks;
+    private readonly bool _ownsRanks;
     private readonly KvCache _cache;
-    private readonly LlmDecodeStep _decode;
     private readonly int _maxBatch;
     private readonly int _prefillTokens;
     private readonly ILogger _logger;
@@ -50,11 +52,25 @@ public sealed class LlmGenerator : IAsyncDisposable
     /// </summary>
     public const int DefaultPrefillTokens = 16384;
 
+    /// <summary>Generation with one model and its cache, which the generator owns (not the model).</summary>
     public LlmGenerator(QwenForCausalLM model, KvCache cache, int maxBatch, ILogger logger, int prefillTokens = DefaultPrefillTokens)
+        : this(RankThreads<LlmRank>.Inline(new LlmRank(model, cache, logger), r => r.Dispose()), true, maxBatch, logger, prefillTokens)
     {
-        (_model, _cache, _maxBatch, _logger, _prefillTokens) = (model, cache, Math.Min(maxBatch, cache.Slots), logger, prefillTokens);
-        _decode = new LlmDecodeStep(model, cache, model.parameters().First().device, logger);
-        _decode.WarmUp(_maxBatch);
+    }
+
+    /// <summary>
+    /// Generation over <paramref name="ranks"/>, each with a cache of the same slots, which its owner disposes after the
+    /// generator. Rank 0's cache keeps the account of free slots for all of them.
+    /// </summary>
+    public LlmGenerator(RankThreads<LlmRank> ranks, int maxBatch, ILogger logger, int prefillTokens = DefaultPrefillTokens)
+        : this(ranks, false, maxBatch, logger, prefillTokens)
+    {
+    }
+
+    private LlmGenerator(RankThreads<LlmRank> ranks, bool ownsRanks, int maxBatch, ILogger logger, int prefillTokens)
+    {
+        _cache = ranks.Ranks[0].Cache ?? throw new ArgumentException("generation needs ranks with a KV cache", nameof(ranks));
+        (_ranks, _ownsRanks, _maxBatch, _logger, _prefillTokens) = (ranks, ownsRanks, Math.Min(maxBatch, _cache.Slots), logger, prefillTokens);
         _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning).Unwrap();
     }
 
@@ -129,20 +145,18 @@ public sealed class LlmGenerator : IAsyncDisposable
         var ids = new long[batch.Count * width]; // padding id 0: real tokens never see it, and it is not stored
         for (var b = 0; b < batch.Count; b++)
             for (var p = 0; p < lengths[b]; p++) ids[b * width + p] = batch[b].Request.Prompt[p];
-        var step = new PrefillStep(_cache, batch.Select(s => s.Slot).ToArray(), lengths, Device);
-        EmitAll(batch, _model.Prefill(tensor(ids, [batch.Count, width], device: Device), step));
+        var slots = batch.Select(s => s.Slot).ToArray();
+        EmitAll(batch, _ranks.RunLast(r => r.Prefill(ids, width, slots, lengths)));
     }
-
-    private Device Device => _device ??= _model.parameters().First().device;
-    private Device? _device;
 
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
         using var scope = NewDisposeScope();
         var started = Stopwatch.GetTimestamp();
         var ids = batch.Select(s => (long)s.Tokens[^1]).ToArray();
+        var slots = batch.Select(s => (long)s.Slot).ToArray();
         var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
-        var logits = _decode.Logits(ids, batch.Select(s => (long)s.Slot).ToArray(), positions);
+        var logits = _ranks.RunLast(r => r.Decode(ids, slots, positions));
         var launched = Stopwatch.GetTimestamp();
         EmitAll(batch, logits);
         DecodeTimes.Add(started, launched, Stopwatch.GetTimestamp());
@@ -211,8 +225,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     {
         await _stop.CancelAsync();
         await _loop;
-        _decode.Dispose();
-        _cache.Dispose();
+        if (_ownsRanks) _ranks.Dispose();
     }
 
     private sealed class Sequence(GenerationRequest request, CancellationToken cancelled)

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging.Abstractions;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Poc;
 using MLNode.Protocol.Poc;
@@ -11,15 +12,33 @@ namespace MLNode.Engines.Llm;
 /// <summary>
 /// PoC v2 on a Qwen-family model, as the reference's vLLM hook computes it: seeded inputs replace the
 /// token embeddings, every decoder layer's output is reflected by that layer's Householder vector in
-/// the activation dtype, and the final-norm hidden state of the last position becomes the artifact.
+/// the activation dtype, and the final-norm hidden state of the last position becomes the artifact. On tensor-parallel
+/// ranks every rank makes the same inputs and reflects the whole hidden state (which the all-reduces give every rank),
+/// and the last rank's hidden states become the artifacts.
 /// </summary>
-public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
+public sealed class LlmPocProver : IPocProver
 {
+    private readonly RankThreads<LlmRank> _ranks;
     private readonly SemaphoreSlim _forward = new(1, 1);
-    private (string BlockHash, ScalarType DType, Tensor Vectors)? _layerVectors;
-    private Tensor? _hostInputs;
+    private readonly (string BlockHash, ScalarType DType, Tensor Vectors)?[] _layerVectors;
+    private readonly Tensor?[] _hostInputs;
 
-    public int HiddenSize => model.Config.HiddenSize;
+    /// <summary>PoC on one model.</summary>
+    public LlmPocProver(QwenForCausalLM model) : this(RankThreads<LlmRank>.Inline(new LlmRank(model, null, NullLogger.Instance), r => r.Dispose()))
+    {
+    }
+
+    /// <summary>PoC on the ranks of a (tensor-parallel) model, which their owner disposes.</summary>
+    public LlmPocProver(RankThreads<LlmRank> ranks)
+    {
+        _ranks = ranks;
+        _layerVectors = new (string, ScalarType, Tensor)?[ranks.WorldSize];
+        _hostInputs = new Tensor?[ranks.WorldSize];
+    }
+
+    private QwenForCausalLM Model => _ranks.Ranks[0].Model;
+
+    public int HiddenSize => Model.Config.HiddenSize;
 
     /// <summary>Cumulative wall time of the two stages of every batch, for progress logs and benchmarks.</summary>
     public PocStageTimes Stages { get; } = new();
@@ -39,32 +58,42 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         }
     }
 
+    /// <summary>
+    /// The batch on every rank. Cancellation is looked at before the ranks start, never inside: a rank that stopped
+    /// while the others wait in a collective for it would stop the model.
+    /// </summary>
     private List<PocArtifact> Compute(PocRound round, IReadOnlyList<long> nonces, CancellationToken ct)
     {
-        var weights = model.parameters().First();
-        var (device, dtype) = (weights.device, weights.dtype);
+        ct.ThrowIfCancellationRequested();
+        var last = _ranks.WorldSize - 1;
+        return _ranks.Run(rank => ComputeOnRank(rank, round, nonces, timed: rank.Index == last))[last]!;
+    }
+
+    /// <summary>One rank's forward of the batch; the artifacts of the last rank's (<paramref name="timed"/>) hidden states, null on the others.</summary>
+    private List<PocArtifact>? ComputeOnRank(LlmRank rank, PocRound round, IReadOnlyList<long> nonces, bool timed)
+    {
+        var (device, dtype) = (rank.Device, rank.DType);
         var (batch, length, width) = (nonces.Count, round.SeqLen, HiddenSize);
         // With the native kernels the inputs are generated on the device in the activation dtype and each
         // layer's output is reflected in place; otherwise the C# reference runs on the CPU and libtorch reflects.
-        var native = NativeKernels.Handles(weights);
+        var native = device.type == DeviceType.CUDA && NativeKernels.IsAvailable;
 
         var started = Stopwatch.GetTimestamp();
-        if (!native) PocInputs.FillBatch(round, nonces.ToArray(), HostInputs([batch, length, width], device));
-        ct.ThrowIfCancellationRequested();
-        Stages.InputSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+        if (!native) PocInputs.FillBatch(round, nonces.ToArray(), HostInputs(rank.Index, [batch, length, width], device));
+        if (timed) Stages.InputSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
         started = Stopwatch.GetTimestamp();
 
-        List<PocArtifact> artifacts;
+        List<PocArtifact>? artifacts;
         using (NewDisposeScope())
         {
-            var x = native ? DeviceInputs(round, nonces, [batch, length, width], dtype, device) : UploadHostInputs(device, dtype);
-            Stages.UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
-            var vectors = LayerVectors(round.BlockHash, dtype, device);
-            var hidden = model.Hidden(x, (layer, h) => native ? ReflectInPlace(h, vectors[layer]) : Reflect(h, vectors[layer]));
-            artifacts = ArtifactBatch.Encode(round, nonces, hidden[TensorIndex.Colon, -1, TensorIndex.Colon]);
+            var x = native ? DeviceInputs(round, nonces, [batch, length, width], dtype, device) : UploadHostInputs(_hostInputs[rank.Index]!, device, dtype);
+            if (timed) Stages.UploadSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var vectors = LayerVectors(rank.Index, round.BlockHash, dtype, device);
+            var hidden = rank.Model.Hidden(x, (layer, h) => native ? ReflectInPlace(h, vectors[layer]) : Reflect(h, vectors[layer]));
+            artifacts = timed ? ArtifactBatch.Encode(round, nonces, hidden[TensorIndex.Colon, -1, TensorIndex.Colon]) : null;
         }
 
-        Stages.ForwardSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
+        if (timed) Stages.ForwardSeconds += Stopwatch.GetElapsedTime(started).TotalSeconds;
         return artifacts;
     }
 
@@ -82,27 +111,29 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
     /// Upload first and cast on the device (libtorch would cast on the CPU during the copy); on the CPU always
     /// copy, so the model never aliases the reused host buffer.
     /// </summary>
-    private Tensor UploadHostInputs(Device device, ScalarType dtype)
+    private static Tensor UploadHostInputs(Tensor hostInputs, Device device, ScalarType dtype)
     {
-        if (device.type != DeviceType.CUDA) return _hostInputs!.to(dtype, copy: true);
-        var x = _hostInputs!.to(device, non_blocking: true).to(dtype);
-        cuda.synchronize();
+        if (device.type != DeviceType.CUDA) return hostInputs.to(dtype, copy: true);
+        var x = hostInputs.to(device, non_blocking: true).to(dtype);
+        cuda.synchronize(device);
         return x;
     }
 
     /// <summary>
     /// The float32 input batch is generated straight into one host tensor kept across batches (page-locked
     /// when the model is on a GPU, so the upload is a single DMA): no managed copy of half a gigabyte per batch.
+    /// Each rank has its own, filled and read on its own thread.
     /// </summary>
-    private unsafe Span<float> HostInputs(long[] shape, Device device)
+    private unsafe Span<float> HostInputs(int rank, long[] shape, Device device)
     {
-        if (_hostInputs is null || !_hostInputs.shape.SequenceEqual(shape))
+        var inputs = _hostInputs[rank];
+        if (inputs is null || !inputs.shape.SequenceEqual(shape))
         {
-            _hostInputs?.Dispose();
+            inputs?.Dispose();
             using var plain = empty(shape, ScalarType.Float32);
-            _hostInputs = (device.type == DeviceType.CUDA ? plain.pin_memory() : plain.clone()).DetachFromDisposeScope();
+            _hostInputs[rank] = inputs = (device.type == DeviceType.CUDA ? plain.pin_memory() : plain.clone()).DetachFromDisposeScope();
         }
-        return new Span<float>((void*)_hostInputs.storage<float>().data_ptr(), checked((int)_hostInputs.numel()));
+        return new Span<float>((void*)inputs.storage<float>().data_ptr(), checked((int)inputs.numel()));
     }
 
     /// <summary>H x = x − 2 (x·v) v per token, in the activation dtype like the reference's hook.</summary>
@@ -115,15 +146,16 @@ public sealed class LlmPocProver(QwenForCausalLM model) : IPocProver
         return h;
     }
 
-    /// <summary>The per-layer unit vectors depend only on the block hash: built once per PoC round.</summary>
-    private Tensor LayerVectors(string blockHash, ScalarType dtype, Device device)
+    /// <summary>The per-layer unit vectors depend only on the block hash: built once per PoC round, on each rank's device.</summary>
+    private Tensor LayerVectors(int rank, string blockHash, ScalarType dtype, Device device)
     {
-        if (_layerVectors is { } cached && cached.BlockHash == blockHash && cached.DType == dtype)
+        if (_layerVectors[rank] is { } cached && cached.BlockHash == blockHash && cached.DType == dtype)
             return cached.Vectors;
-        _layerVectors?.Vectors.Dispose();
-        var flat = Enumerable.Range(0, model.LayerCount).SelectMany(i => Householder.LayerVector(blockHash, i, HiddenSize)).ToArray();
-        var vectors = tensor(flat, [model.LayerCount, HiddenSize]).to(device).to(dtype).DetachFromDisposeScope();
-        _layerVectors = (blockHash, dtype, vectors);
+        _layerVectors[rank]?.Vectors.Dispose();
+        var layers = Model.LayerCount;
+        var flat = Enumerable.Range(0, layers).SelectMany(i => Householder.LayerVector(blockHash, i, HiddenSize)).ToArray();
+        var vectors = tensor(flat, [layers, HiddenSize]).to(device).to(dtype).DetachFromDisposeScope();
+        _layerVectors[rank] = (blockHash, dtype, vectors);
         return vectors;
     }
 }

@@ -3,7 +3,6 @@ using MLNode.Runtime.Checkpoints;
 using MLNode.Runtime.Native;
 using TorchSharp;
 using TorchSharp.Modules;
-using Embedding = MLNode.Engines.Layers.Embedding;
 using Linear = MLNode.Engines.Layers.Linear;
 using static TorchSharp.torch;
 
@@ -17,7 +16,9 @@ namespace MLNode.Engines.Llm;
 ///   h   = x + o_proj(attention(rope(q_norm(q(x̂))), rope(k_norm(k(x̂))), v(x̂)))   x̂ = input_layernorm(x)
 ///   out = h + mlp(post_attention_layernorm(h))                                     mlp = SwiGLU or sparse MoE
 /// </code>
-/// Module field names are the checkpoint's tensor names, so every parameter loads by its own name.
+/// Module field names are the checkpoint's tensor names, so every parameter loads by its own name. Built for one
+/// tensor-parallel rank, it holds that rank's shard: its attention heads, feed-forward features or experts, vocabulary
+/// rows (see <see cref="TensorParallel"/>); the residual stream is whole on every rank.
 /// </summary>
 public sealed class QwenForCausalLM : nn.Module
 {
@@ -28,16 +29,22 @@ public sealed class QwenForCausalLM : nn.Module
 
     /// <param name="prefix">Where the decoder's tensors sit in the checkpoint: "" for an LLM, "thinker" for Qwen3-ASR
     /// (<c>thinker.model.*</c>, <c>thinker.lm_head.*</c>).</param>
-    public QwenForCausalLM(HfModelConfig config, WeightSource w, string prefix = "") : base("QwenForCausalLM")
+    /// <param name="parallel">The tensor-parallel rank to build; the whole model when null.</param>
+    public QwenForCausalLM(HfModelConfig config, WeightSource w, string prefix = "", TensorParallel? parallel = null) : base("QwenForCausalLM")
     {
         Config = config;
+        Parallel = parallel ?? TensorParallel.Single;
         var at = prefix.Length == 0 ? "" : prefix + ".";
-        model = new QwenModel(config, w, $"{at}model");
-        lm_head = config.TieWordEmbeddings ? null : new Linear(w, $"{at}lm_head", config.HiddenSize, config.VocabSize);
+        model = new QwenModel(config, w, $"{at}model", Parallel);
+        lm_head = config.TieWordEmbeddings ? null : new ColumnParallelLinear(w, $"{at}lm_head", config.HiddenSize, config.VocabSize, Parallel);
         RegisterComponents();
     }
 
     public HfModelConfig Config { get; }
+    public TensorParallel Parallel { get; }
+
+    /// <summary>Key/value heads this rank attends with: the width of its KV cache.</summary>
+    public int KeyValueHeads => (int)Parallel.KeyValueHeads(Config.NumKeyValueHeads, $"{Config.NumKeyValueHeads} key/value heads").Length;
     public int LayerCount => Config.NumHiddenLayers;
 
     public Tensor Embed(Tensor ids) => model.embed_tokens.forward(ids);
@@ -77,12 +84,15 @@ public sealed class QwenForCausalLM : nn.Module
         return Logits(model.forward(Embed(ids.unsqueeze(1)), null, step))[TensorIndex.Colon, 0].MoveToOuterDisposeScope();
     }
 
-    /// <summary>Logits over every row of the checkpoint's LM head (no vocabulary masking), in float32.</summary>
+    /// <summary>
+    /// Logits over every row of the checkpoint's LM head (no vocabulary masking), in float32. Each tensor-parallel rank
+    /// computes its vocabulary slice and the all-gather gives every rank all of them, so top-k logprobs are exact.
+    /// </summary>
     public Tensor Logits(Tensor hidden)
     {
         using var scope = NewDisposeScope();
         var logits = lm_head is null ? nn.functional.linear(hidden, model.embed_tokens.Weight) : lm_head.forward(hidden);
-        return logits.to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return Parallel.AllGather(logits, -1).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 }
 
@@ -90,17 +100,18 @@ public sealed class QwenForCausalLM : nn.Module
 public sealed class QwenModel : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
-    internal readonly Embedding embed_tokens;
+    internal readonly VocabParallelEmbedding embed_tokens;
     private readonly ModuleList<QwenDecoderLayer> layers;
     private readonly RmsNorm norm;
 #pragma warning restore IDE1006
     private readonly RotaryEmbedding _rope;
 
-    public QwenModel(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    public QwenModel(HfModelConfig config, WeightSource w, string prefix, TensorParallel? parallel = null) : base(prefix)
     {
-        embed_tokens = new Embedding(w, $"{prefix}.embed_tokens", config.VocabSize, config.HiddenSize);
+        parallel ??= TensorParallel.Single;
+        embed_tokens = new VocabParallelEmbedding(w, $"{prefix}.embed_tokens", config.VocabSize, config.HiddenSize, parallel);
         layers = new ModuleList<QwenDecoderLayer>(Enumerable.Range(0, config.NumHiddenLayers)
-            .Select(i => new QwenDecoderLayer(config, w, $"{prefix}.layers.{i}", i)).ToArray());
+            .Select(i => new QwenDecoderLayer(config, w, $"{prefix}.layers.{i}", i, parallel)).ToArray());
         norm = new RmsNorm(w, $"{prefix}.norm", config.HiddenSize, config.RmsNormEps);
         _rope = new RotaryEmbedding(config.HeadDim, config.RopeTheta, w.Device);
         RegisterComponents();
@@ -147,14 +158,15 @@ public sealed class QwenDecoderLayer : nn.Module
     private readonly nn.Module<Tensor, Tensor> mlp;
 #pragma warning restore IDE1006
 
-    public QwenDecoderLayer(HfModelConfig config, WeightSource w, string prefix, int index) : base(prefix)
+    public QwenDecoderLayer(HfModelConfig config, WeightSource w, string prefix, int index, TensorParallel? parallel = null) : base(prefix)
     {
+        parallel ??= TensorParallel.Single;
         input_layernorm = new RmsNorm(w, $"{prefix}.input_layernorm", config.HiddenSize, config.RmsNormEps);
-        self_attn = new QwenAttention(config, w, $"{prefix}.self_attn");
+        self_attn = new QwenAttention(config, w, $"{prefix}.self_attn", parallel);
         post_attention_layernorm = new RmsNorm(w, $"{prefix}.post_attention_layernorm", config.HiddenSize, config.RmsNormEps);
         mlp = config.IsSparseMoeLayer(index)
-            ? new QwenSparseMoe(config, w, $"{prefix}.mlp")
-            : new SwiGlu(w, $"{prefix}.mlp", config.HiddenSize, config.IntermediateSize);
+            ? new QwenSparseMoe(config, w, $"{prefix}.mlp", parallel)
+            : new SwiGlu(w, $"{prefix}.mlp", config.HiddenSize, config.IntermediateSize, parallel);
         RegisterComponents();
     }
 
@@ -166,14 +178,17 @@ public sealed class QwenDecoderLayer : nn.Module
     }
 }
 
-/// <summary>Grouped-query causal self-attention with NeoX RoPE; Qwen3 normalises q and k per head first.</summary>
+/// <summary>
+/// Grouped-query causal self-attention with NeoX RoPE; Qwen3 normalises q and k per head first. A tensor-parallel rank
+/// attends with its share of the query heads and the key/value heads they use: q/k/v column-parallel, o row-parallel.
+/// </summary>
 public sealed class QwenAttention : nn.Module
 {
 #pragma warning disable IDE1006 // field names are the checkpoint's tensor names
     private readonly Linear q_proj;
     private readonly Linear k_proj;
     private readonly Linear v_proj;
-    private readonly Linear o_proj;
+    private readonly RowParallelLinear o_proj;
     private readonly RmsNorm? q_norm;
     private readonly RmsNorm? k_norm;
 #pragma warning restore IDE1006
@@ -182,13 +197,17 @@ public sealed class QwenAttention : nn.Module
     private readonly int _kvHeads;
     private readonly int _headDim;
 
-    public QwenAttention(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    public QwenAttention(HfModelConfig config, WeightSource w, string prefix, TensorParallel? parallel = null) : base(prefix)
     {
-        (_heads, _kvHeads, _headDim) = (config.NumAttentionHeads, config.NumKeyValueHeads, config.HeadDim);
-        var (d, q, kv) = (config.HiddenSize, _heads * _headDim, _kvHeads * _headDim);
-        _qkv = PackedLinears.Load(w, prefix, ["q_proj", "k_proj", "v_proj"], d, [q, kv, kv], config.QkvBias);
+        parallel ??= TensorParallel.Single;
+        var heads = parallel.Share(config.NumAttentionHeads, $"{prefix}: {config.NumAttentionHeads} attention heads");
+        var kvHeads = parallel.KeyValueHeads(config.NumKeyValueHeads, $"{prefix}: {config.NumKeyValueHeads} key/value heads");
+        (_heads, _kvHeads, _headDim) = ((int)heads.Length, (int)kvHeads.Length, config.HeadDim);
+        var (d, q, kv) = (config.HiddenSize, heads.Total * _headDim, kvHeads.Total * _headDim);
+        _qkv = PackedLinears.Load(w, prefix, ["q_proj", "k_proj", "v_proj"], d, [q, kv, kv], config.QkvBias,
+            rows: [heads.Along(0, _headDim), kvHeads.Along(0, _headDim), kvHeads.Along(0, _headDim)]);
         (q_proj, k_proj, v_proj) = (_qkv.Layers[0], _qkv.Layers[1], _qkv.Layers[2]);
-        o_proj = new Linear(w, $"{prefix}.o_proj", q, d, config.OutputProjectionBias);
+        o_proj = new RowParallelLinear(w, $"{prefix}.o_proj", q, d, heads.Along(1, _headDim), parallel, config.OutputProjectionBias);
         if (config.ModelType.StartsWith("qwen3", StringComparison.Ordinal))
         {
             q_norm = new RmsNorm(w, $"{prefix}.q_norm", _headDim, config.RmsNormEps);

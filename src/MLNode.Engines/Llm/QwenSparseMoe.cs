@@ -10,7 +10,9 @@ namespace MLNode.Engines.Llm;
 
 /// <summary>
 /// Qwen3-MoE feed-forward: a linear router, softmax in float32, the top-k experts per token (weights
-/// renormalised when <c>norm_topk_prob</c>), each expert a SwiGLU, outputs summed by routing weight.
+/// renormalised when <c>norm_topk_prob</c>), each expert a SwiGLU, outputs summed by routing weight. Under tensor
+/// parallelism the experts are split over the ranks whole (expert parallelism) and the router is replicated: every rank
+/// routes every token alike, runs the tokens routed to its own experts, and an all-reduce sums the ranks' outputs.
 /// </summary>
 public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
 {
@@ -20,13 +22,18 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
 #pragma warning restore IDE1006
     private readonly int _topK;
     private readonly bool _normTopK;
+    private readonly TensorParallel _parallel;
+    private readonly int _firstExpert;
 
-    public QwenSparseMoe(HfModelConfig config, WeightSource w, string prefix) : base(prefix)
+    public QwenSparseMoe(HfModelConfig config, WeightSource w, string prefix, TensorParallel? parallel = null) : base(prefix)
     {
         var experts = config.NumExperts!.Value;
         var hidden = config.MoeIntermediateSize ?? throw new InvalidDataException($"{prefix}: moe_intermediate_size is required for a MoE layer");
+        _parallel = parallel ?? TensorParallel.Single;
+        var local = _parallel.Share(experts, $"{prefix}: {experts} experts");
+        _firstExpert = (int)local.Start;
         gate = new Linear(w, $"{prefix}.gate", config.HiddenSize, experts);
-        this.experts = new ModuleList<SwiGlu>(Enumerable.Range(0, experts)
+        this.experts = new ModuleList<SwiGlu>(Enumerable.Range(_firstExpert, (int)local.Length)
             .Select(e => new SwiGlu(w, $"{prefix}.experts.{e}", config.HiddenSize, hidden)).ToArray());
         _topK = config.NumExpertsPerTok ?? throw new InvalidDataException($"{prefix}: num_experts_per_tok is required for a MoE layer");
         _normTopK = config.NormTopkProb;
@@ -46,12 +53,13 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
         var output = zeros_like(tokens);
         for (var e = 0; e < experts.Count; e++)
         {
-            var hits = (chosen == e).nonzero();
+            var hits = (chosen == _firstExpert + e).nonzero();
             if (hits.shape[0] == 0) continue;
             var (rows, slots) = (hits[TensorIndex.Colon, 0], hits[TensorIndex.Colon, 1]);
             var routed = experts[e].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
             output.index_add_(0, rows, routed, 1);
         }
+        _parallel.AllReduceSum(output);
         return output.reshape(shape).MoveToOuterDisposeScope();
     }
 }

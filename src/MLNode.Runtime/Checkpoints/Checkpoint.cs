@@ -50,17 +50,25 @@ public sealed class Checkpoint : IDisposable
     public ReadOnlySpan<byte> GetBytes(string name) => ShardOf(name).GetBytes(name);
 
     /// <inheritdoc cref="SafetensorsFile.Load"/>
-    public Tensor Load(string name, Device? device = null, ScalarType? dtype = null) => ShardOf(name).Load(name, device, dtype);
+    public Tensor Load(string name, Device? device = null, ScalarType? dtype = null, TensorSlice? slice = null) => ShardOf(name).Load(name, device, dtype, slice);
 
     /// <summary>
     /// Dequantises a block-scaled FP8 weight <paramref name="weightName"/> with its <c>{weightName}_scale_inv</c>
     /// (see <see cref="Fp8BlockDequantizer"/>) into a [rows, cols] tensor of <paramref name="dtype"/> on <paramref name="device"/>.
-    /// Runs the C# reference on the CPU: meant for tests and small weights until the native kernel takes over.
+    /// Runs the C# reference on the CPU: meant for tests and small weights until the native kernel takes over. With
+    /// <paramref name="slice"/>, only that part of the weight is read and dequantised (see <see cref="LoadFp8BlockSlice"/>).
     /// </summary>
     public Tensor LoadFp8BlockScaled(
         string weightName, ScalarType dtype = ScalarType.Float32, Device? device = null,
-        int blockRows = Fp8BlockDequantizer.DefaultBlockSize, int blockCols = Fp8BlockDequantizer.DefaultBlockSize)
+        int blockRows = Fp8BlockDequantizer.DefaultBlockSize, int blockCols = Fp8BlockDequantizer.DefaultBlockSize, TensorSlice? slice = null)
     {
+        if (slice is not null)
+        {
+            var (bits, scales) = LoadFp8BlockSlice(weightName, slice, blockRows, blockCols);
+            using (bits)
+            using (scales)
+                return Fp8BlockDequantizer.ToTensor(bits.bytes, scales.data<float>().ToArray(), (int)bits.shape[0], (int)bits.shape[1], dtype, device, blockRows, blockCols);
+        }
         var weight = GetInfo(weightName);
         if (weight.DType != SafetensorsDType.F8E4M3 || weight.Shape.Length != 2)
             throw new InvalidDataException($"{Folder}: '{weightName}' is {weight.DType.FormatName()} [{string.Join(',', weight.Shape)}], not a 2-D F8_E4M3 weight");
@@ -75,6 +83,39 @@ public sealed class Checkpoint : IDisposable
 
         return Fp8BlockDequantizer.ToTensor(
             GetBytes(weightName), MemoryMarshal.Cast<byte, float>(GetBytes(scaleName)), rows, cols, dtype, device, blockRows, blockCols);
+    }
+
+    /// <summary>
+    /// <paramref name="slice"/> of a block-scaled FP8 weight as its E4M3 bits (a CPU Byte tensor) and the float32 scales
+    /// of the blocks it covers. The slice must start on a block boundary and end on one or at the weight's edge, so that
+    /// its blocks are whole blocks of the weight.
+    /// </summary>
+    public (Tensor Bits, Tensor ScaleInv) LoadFp8BlockSlice(string weightName, TensorSlice slice,
+        int blockRows = Fp8BlockDequantizer.DefaultBlockSize, int blockCols = Fp8BlockDequantizer.DefaultBlockSize)
+    {
+        var weight = GetInfo(weightName);
+        if (weight.DType != SafetensorsDType.F8E4M3 || weight.Shape.Length != 2)
+            throw new InvalidDataException($"{Folder}: '{weightName}' is {weight.DType.FormatName()} [{string.Join(',', weight.Shape)}], not a 2-D F8_E4M3 weight");
+        slice.ShapeOf(weight.Shape);
+        var block = slice.Dim == 0 ? blockRows : blockCols;
+        if (slice.Start % block != 0 || (slice.Length % block != 0 && slice.Start + slice.Length != weight.Shape[slice.Dim]))
+            throw new InvalidDataException($"{Folder}: shard {slice} of '{weightName}' cuts its {blockRows}×{blockCols} FP8 scale blocks; the shard must span whole blocks");
+        var scale = GetInfo(weightName + "_scale_inv");
+        long[] grid = [Fp8BlockDequantizer.ScaleBlocks((int)weight.Shape[0], blockRows), Fp8BlockDequantizer.ScaleBlocks((int)weight.Shape[1], blockCols)];
+        if (scale.DType != SafetensorsDType.F32 || !scale.Shape.SequenceEqual(grid))
+            throw new InvalidDataException(
+                $"{Folder}: '{scale.Name}' is {scale.DType.FormatName()} [{string.Join(',', scale.Shape)}]; [{string.Join(',', weight.Shape)}] in {blockRows}×{blockCols} blocks needs F32 [{string.Join(',', grid)}]");
+        var blocks = new TensorSlice(slice.Dim, slice.Start / block, Fp8BlockDequantizer.ScaleBlocks((int)slice.Length, block));
+        var bits = Load(weightName, slice: slice);
+        try
+        {
+            return (bits, Load(scale.Name, slice: blocks));
+        }
+        catch
+        {
+            bits.Dispose();
+            throw;
+        }
     }
 
     public void Dispose()

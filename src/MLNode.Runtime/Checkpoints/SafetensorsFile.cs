@@ -100,10 +100,11 @@ public sealed unsafe class SafetensorsFile : IDisposable
 
     /// <summary>
     /// Copies the tensor into a new TorchSharp tensor on <paramref name="device"/> (CPU by default), converted to
-    /// <paramref name="dtype"/> when given. FP8 tensors come back as Byte tensors of their raw bits.
+    /// <paramref name="dtype"/> when given; only <paramref name="slice"/> of it when given (the rest is not read).
+    /// FP8 tensors come back as Byte tensors of their raw bits.
     /// </summary>
-    public torch.Tensor Load(string name, torch.Device? device = null, torch.ScalarType? dtype = null) =>
-        TorchTensorLoader.Load(this, GetInfo(name), device, dtype);
+    public torch.Tensor Load(string name, torch.Device? device = null, torch.ScalarType? dtype = null, TensorSlice? slice = null) =>
+        TorchTensorLoader.Load(this, GetInfo(name), device, dtype, slice);
 
     public void Dispose()
     {

@@ -1,4 +1,3 @@
-using System.Reflection;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using TorchSharp;
@@ -27,7 +26,7 @@ public static partial class NativeKernels
     private static readonly Lazy<(bool Loaded, string Description)> State = new(Probe);
     private static int _logged;
 
-    static NativeKernels() => NativeLibrary.SetDllImportResolver(typeof(NativeKernels).Assembly, Resolve);
+    static NativeKernels() => NativeLibraries.Register(LibraryName, Resolve);
 
     /// <summary>True when the library loaded, has this ABI version and sees at least one CUDA device.</summary>
     public static bool IsAvailable => State.Value.Loaded;
@@ -70,7 +69,9 @@ public static partial class NativeKernels
     /// <summary>
     /// The device address of <paramref name="tensor"/>'s first element (libtorch's <c>data_ptr</c>, which
     /// includes the storage offset). Kernels read dense row-major device memory, so the tensor must be a
-    /// contiguous CUDA tensor: a host address handed to a kernel would fault the whole CUDA context.
+    /// contiguous CUDA tensor: a host address handed to a kernel would fault the whole CUDA context. The tensor's
+    /// GPU becomes the thread's current device, where the kernel (and <see cref="Stream"/>, read after the
+    /// pointers) then launches: on a machine of several GPUs, not every tensor is on device 0.
     /// </summary>
     public static nint Pointer(Tensor tensor)
     {
@@ -80,6 +81,7 @@ public static partial class NativeKernels
             throw new ArgumentException($"native kernels take contiguous tensors; got shape [{string.Join(", ", tensor.shape)}] with strides [{string.Join(", ", tensor.stride())}]", nameof(tensor));
         var address = THSTensor_data(tensor.Handle);
         if (address == 0 && tensor.numel() > 0) torch.CheckForErrors();
+        CudaDevice.MakeCurrent(Math.Max(0, tensor.device.index));
         return address;
     }
 
@@ -119,9 +121,8 @@ public static partial class NativeKernels
         }
     }
 
-    private static nint Resolve(string name, Assembly assembly, DllImportSearchPath? searchPath)
+    private static nint Resolve()
     {
-        if (name != LibraryName) return 0;
         var path = LibraryPath();
         return path is not null && NativeLibrary.TryLoad(path, out var handle) ? handle : 0;
     }

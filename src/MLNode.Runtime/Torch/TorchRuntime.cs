@@ -33,6 +33,9 @@ public sealed class TorchRuntime
     public string? LibtorchPath { get; }
     public bool IsCuda => Device.type == DeviceType.CUDA;
 
+    /// <summary>CUDA devices libtorch sees (0 on a CPU runtime): the most tensor-parallel ranks a model can have here.</summary>
+    public int VisibleGpus => IsCuda ? torch.cuda.device_count() : 0;
+
     public RuntimeInfo Info => new(Device.ToString(), Libtorch, LibtorchPath);
 
     /// <summary>

@@ -20,7 +20,7 @@ public static class ManagementEndpoints
                 node.State,
                 WorkerVersion.Value,
                 serving ? poc.Status : null,
-                serving ? true : null,
+                serving ? node.Model!.Failure is null : null,
                 serving ? node.Model!.Card.Id : null,
                 runtime.Info), GonkaJson.Options);
         });

@@ -47,7 +47,8 @@ public static class SystemEndpoints
         if (inferencePort.Matches(context))
         {
             // On the OpenAI port /health is the engine's own probe (vLLM: 200, empty body).
-            return node.Model is null ? NoBackend() : Results.Ok();
+            if (node.Model is null) return NoBackend();
+            return node.Model.Failure is { } failure ? RequestBody.Detail(StatusCodes.Status503ServiceUnavailable, failure) : Results.Ok();
         }
         var devices = gpus.Devices();
         var starting = node.IsStarting;

@@ -170,6 +170,33 @@ public sealed class Fp8Tests : IDisposable
         Assert.Contains("not a 2-D F8_E4M3 weight", Assert.Throws<InvalidDataException>(() => checkpoint.LoadFp8BlockScaled("proj.weight_scale_inv")).Message);
     }
 
+    /// <summary>A rank's shard of an FP8 weight: the block-aligned slice dequantises to the same numbers as that part of the whole.</summary>
+    [Fact]
+    public void Checkpoint_loads_a_block_aligned_slice_of_an_fp8_weight_and_refuses_one_that_cuts_blocks()
+    {
+        using var scope = NewDisposeScope();
+        var (weight, scales) = Example();
+        var model = Directory.CreateDirectory(_folder.File("fp8-slices")).FullName;
+        SafetensorsWriter.Write(Path.Combine(model, "model.safetensors"),
+        [
+            new SafetensorsEntry("proj.weight", SafetensorsDType.F8E4M3, [Rows, Cols], weight),
+            new SafetensorsEntry("proj.weight_scale_inv", SafetensorsDType.F32, [2, 3], scales.SelectMany(BitConverter.GetBytes).ToArray()),
+        ]);
+        using var checkpoint = Checkpoint.Open(model);
+        var whole = checkpoint.LoadFp8BlockScaled("proj.weight");
+
+        foreach (var slice in new[] { new TensorSlice(0, 128, Rows - 128), new TensorSlice(1, 128, 128), new TensorSlice(1, 256, Cols - 256) })
+        {
+            var part = checkpoint.LoadFp8BlockScaled("proj.weight", slice: slice);
+            Assert.True(part.equal(whole.narrow(slice.Dim, slice.Start, slice.Length)).all().item<bool>(), $"slice {slice}");
+            var (bits, scaleInv) = checkpoint.LoadFp8BlockSlice("proj.weight", slice);
+            Assert.Equal(slice.ShapeOf([Rows, Cols]), bits.shape);
+            Assert.Equal(slice.Dim == 0 ? [1L, 3] : [2L, 1], scaleInv.shape);
+        }
+        var error = Assert.Throws<InvalidDataException>(() => checkpoint.LoadFp8BlockScaled("proj.weight", slice: new TensorSlice(1, 0, 130)));
+        Assert.Contains("cuts its 128×128 FP8 scale blocks", error.Message);
+    }
+
     [Fact]
     public void Checkpoint_refuses_a_transposed_scale_grid()
     {
