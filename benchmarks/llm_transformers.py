@@ -41,7 +41,8 @@ def main():
         torch.cuda.synchronize(); t = time.perf_counter()
         for _ in range(3): model(ids)
         torch.cuda.synchronize(); s = time.perf_counter() - t
-    print(f"RESULT llm engine=transformers decode_c1_tok_s={c1:.1f} decode_c64_tok_s={c64:.1f} teacher_forced_tok_s={3 * 8 * 2048 / s:.0f}", flush=True)
+    print(f"RESULT llm engine=transformers decode_c1_tok_s={c1:.1f} decode_c64_tok_s={c64:.1f} teacher_forced_tok_s={3 * 8 * 2048 / s:.0f} "
+          f"peak_reserved_mib={torch.cuda.max_memory_reserved() >> 20}", flush=True)
 
 
 if __name__ == "__main__":

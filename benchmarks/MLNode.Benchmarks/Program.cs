@@ -139,6 +139,7 @@ static class LlmBenchmark
     {
         var (promptLen, newTokens) = (o.Int("prompt", 128), o.Int("new-tokens", 128));
         var config = PocBenchmark.Qwen3_8B(o.Int("layers", 36));
+        using var peak = new PocBenchmark.PeakMemory(new Nvml());
         var model = new QwenForCausalLM(config, new RandomWeights(runtime.Device, ScalarType.BFloat16, seed: 1));
         var cache = new KvCache(config.NumHiddenLayers, 64, config.NumKeyValueHeads, promptLen + newTokens + 8, config.HeadDim, ScalarType.BFloat16, runtime.Device);
         await using var generator = new LlmGenerator(model, cache, 64, log);
@@ -154,7 +155,7 @@ static class LlmBenchmark
         Console.WriteLine($"RESULT llm-host c64 {generator.DecodeTimes}");
         var weightBytes = model.parameters().Sum(p => p.numel()) * 2.0 - config.VocabSize * 4096 * 2.0; // embedding rows are gathered, not streamed
         Console.WriteLine($"RESULT llm engine=mlnode decode_c1_tok_s={single:F1} decode_c64_tok_s={many:F1} " +
-            $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s)");
+            $"c1_fraction_of_hbm_limit={single / (3.35e12 / weightBytes):F3} (limit {3.35e12 / weightBytes:F0} tok/s at 3.35 TB/s) peak_gpu_mib={peak.MaxUsedMb}");
 
         // Split of one decode step at 1 and 64 sequences: the model forward alone, then the sampler alone.
         var probe = new KvCache(config.NumHiddenLayers, 64, config.NumKeyValueHeads, promptLen + 8, config.HeadDim, ScalarType.BFloat16, runtime.Device);
