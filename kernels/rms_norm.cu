@@ -32,10 +32,20 @@ __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int 
   write_row(xr, w, y + row * width, width, inv_rms, lane, kWarp);
 }
 
+// The sum of every thread's partial over a block of kBlockThreads: warp sums, then the warps' in warp order.
+__device__ __forceinline__ float block_sum(float partial_sum) {
+  __shared__ float partial[kBlockThreads / kWarp];
+  partial_sum = mlnode::warp_sum(partial_sum);
+  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = partial_sum;
+  __syncthreads();
+  float total = 0.f;
+  for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
+  return total;
+}
+
 // Hidden-state rows: one block per row; warp partials combined in warp order.
 template <typename T>
 __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int width, float eps) {
-  __shared__ float partial[kBlockThreads / kWarp];
   const T* xr = x + (long long)blockIdx.x * width;
   float sum = 0.f;
   // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
@@ -44,13 +54,7 @@ __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w,
     const float v = mlnode::load_float(xr, i);
     sum = fmaf(v, v, sum);
   }
-  sum = mlnode::warp_sum(sum);
-  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
-  __syncthreads();
-  float total = 0.f;
-  for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
-  const float inv_rms = rsqrtf(total / width + eps);
-  write_row(xr, w, y + (long long)blockIdx.x * width, width, inv_rms, threadIdx.x, kBlockThreads);
+  write_row(xr, w, y + (long long)blockIdx.x * width, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
 }
 
 // The residual sum and its norm in one pass: sum = dtype(x + r) (the eager add's rounding), y = RMSNorm(sum).
@@ -58,7 +62,6 @@ __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w,
 template <typename T>
 __global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ sum_out,
                                    T* __restrict__ y, int width, float eps) {
-  __shared__ float partial[kBlockThreads / kWarp];
   const long long offset = (long long)blockIdx.x * width;
   T* sr = sum_out + offset;
   float sum = 0.f;
@@ -69,12 +72,7 @@ __global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict_
     const float v = mlnode::load_float(&rounded, 0);
     sum = fmaf(v, v, sum);
   }
-  sum = mlnode::warp_sum(sum);
-  if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
-  __syncthreads();
-  float total = 0.f;
-  for (int i = 0; i < kBlockThreads / kWarp; i++) total += partial[i];
-  write_row(sr, w, y + offset, width, rsqrtf(total / width + eps), threadIdx.x, kBlockThreads);
+  write_row(sr, w, y + offset, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
 }
 
 }  // namespace

@@ -51,12 +51,18 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
         weights = weights.to(x.dtype);
 
         var output = zeros_like(tokens);
-        for (var e = 0; e < experts.Count; e++)
+        // The routing is read to the host once per layer (one synchronisation, where a nonzero per expert would make one
+        // each), then only the experts that were chosen run, in expert order, each on its tokens in token order.
+        var routes = chosen.cpu().data<long>().ToArray();
+        var hitsByExpert = Enumerable.Range(0, routes.Length)
+            .Where(i => routes[i] >= _firstExpert && routes[i] < _firstExpert + experts.Count)
+            .GroupBy(i => (int)routes[i] - _firstExpert)
+            .OrderBy(g => g.Key);
+        foreach (var hits in hitsByExpert)
         {
-            var hits = (chosen == _firstExpert + e).nonzero();
-            if (hits.shape[0] == 0) continue;
-            var (rows, slots) = (hits[TensorIndex.Colon, 0], hits[TensorIndex.Colon, 1]);
-            var routed = experts[e].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
+            var rows = tensor(hits.Select(i => (long)(i / _topK)).ToArray(), device: x.device);
+            var slots = tensor(hits.Select(i => (long)(i % _topK)).ToArray(), device: x.device);
+            var routed = experts[hits.Key].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
             output.index_add_(0, rows, routed, 1);
         }
         _parallel.AllReduceSum(output);
