@@ -51,18 +51,19 @@ public sealed class QwenSparseMoe : nn.Module<Tensor, Tensor>
         weights = weights.to(x.dtype);
 
         var output = zeros_like(tokens);
-        // The routing is read to the host once per layer (one synchronisation, where a nonzero per expert would make one
-        // each), then only the experts that were chosen run, in expert order, each on its tokens in token order.
-        var routes = chosen.cpu().data<long>().ToArray();
-        var hitsByExpert = Enumerable.Range(0, routes.Length)
-            .Where(i => routes[i] >= _firstExpert && routes[i] < _firstExpert + experts.Count)
-            .GroupBy(i => (int)routes[i] - _firstExpert)
-            .OrderBy(g => g.Key);
-        foreach (var hits in hitsByExpert)
+        // (token, slot) pairs grouped by expert on the device — a stable sort keeps each expert's tokens in token order —
+        // and only the experts' counts read to the host: one synchronisation per layer where a nonzero per expert would
+        // make one each; then only the experts that were chosen run, in expert order.
+        var pairs = chosen.flatten();
+        var (_, byExpert) = pairs.sort(stable: true);
+        var counts = pairs.bincount(null, _firstExpert + experts.Count).cpu().data<long>().ToArray();
+        var offset = counts.Take(_firstExpert).Sum();
+        for (var e = 0; e < experts.Count; offset += counts[_firstExpert + e], e++)
         {
-            var rows = tensor(hits.Select(i => (long)(i / _topK)).ToArray(), device: x.device);
-            var slots = tensor(hits.Select(i => (long)(i % _topK)).ToArray(), device: x.device);
-            var routed = experts[hits.Key].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
+            if (counts[_firstExpert + e] == 0) continue;
+            var hits = byExpert.narrow(0, offset, counts[_firstExpert + e]);
+            var (rows, slots) = (hits.div(_topK, RoundingMode.floor), hits.remainder(_topK));
+            var routed = experts[e].forward(tokens.index_select(0, rows)) * weights[rows, slots].unsqueeze(-1);
             output.index_add_(0, rows, routed, 1);
         }
         _parallel.AllReduceSum(output);
