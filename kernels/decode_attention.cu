@@ -65,11 +65,11 @@ __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float
   }
 }
 
-// One block per (chunk, kv head, sequence), one thread per position of the chunk. The chunk's keys and values are
-// copied to shared memory at once (cp.async: one memory round trip for the whole chunk, which is what bounds a decode
-// step's attention), then thread t scores position t for every query head of the group (kGroup ≥ heads per kv head),
-// the block takes each head's softmax over the chunk (reductions in warp order), and thread i sums element i of the
-// weighted values in position order. partial: [B, H, chunks, 2 + D] floats (max, sum, weighted values) when the span
+// One block per (chunk, kv head, sequence), one thread per position of the chunk. The chunk's keys are copied to
+// shared memory at once (cp.async: one memory round trip for the whole chunk, which is what bounds a decode step's
+// attention), then its values into the same buffer while the softmax is reduced. Thread t scores position t for every
+// query head of the group (kGroup ≥ heads per kv head), the block takes each head's softmax over the chunk (reductions
+// in warp order), and thread i sums element i of the weighted values in position order. partial: [B, H, chunks, 2 + D] floats (max, sum, weighted values) when the span
 // has several chunks; with one chunk the block writes the normalised output itself.
 template <typename T, int kGroup>
 __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* k_cache, const T* v_cache, const int64_t* slots,
@@ -78,9 +78,9 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
   constexpr int kVec = mlnode::kPerVector<T>;
   extern __shared__ __align__(16) unsigned char shared[];
   const int pitch = dim + kVec;  // one spare vector per row puts neighbouring rows in other banks
-  T* ks = reinterpret_cast<T*>(shared);                  // [kChunk][pitch]
-  T* vs = ks + kChunk * pitch;                           // [kChunk][pitch]
-  float* qs = reinterpret_cast<float*>(vs + kChunk * pitch);  // [group][dim]
+  // One [kChunk][pitch] buffer holds the keys, then the values: half the shared memory, twice the resident blocks.
+  T* rows = reinterpret_cast<T*>(shared);
+  float* qs = reinterpret_cast<float*>(rows + kChunk * pitch);  // [group][dim]
   float* weights = qs + kGroup * dim;                    // [group][kChunk]
   float* across = weights + kGroup * kChunk;             // [kWarps][group]
   const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
@@ -91,12 +91,14 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
   const long long head0 = (long long)b * heads + (long long)g * group;
 
   const long long row0 = ((slot * kv_heads + g) * capacity + start) * dim;
-  for (int i = tid; i < count * vectors; i += kChunk) {
-    const int row = i / vectors, v = i % vectors;
-    mlnode::cp_async16(ks + row * pitch + v * kVec, k_cache + row0 + (long long)row * dim + v * kVec);
-    mlnode::cp_async16(vs + row * pitch + v * kVec, v_cache + row0 + (long long)row * dim + v * kVec);
-  }
-  mlnode::cp_async_commit();
+  auto stage = [&](const T* cache) {
+    for (int i = tid; i < count * vectors; i += kChunk) {
+      const int row = i / vectors, v = i % vectors;
+      mlnode::cp_async16(rows + row * pitch + v * kVec, cache + row0 + (long long)row * dim + v * kVec);
+    }
+    mlnode::cp_async_commit();
+  };
+  stage(k_cache);
   for (int i = tid; i < group * dim; i += kChunk) qs[i] = mlnode::load_float(q + head0 * dim, i);
   mlnode::cp_async_wait<0>();
   __syncthreads();
@@ -108,7 +110,7 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
     // The queries are read four floats at a time (dim is a multiple of 4): the loop is bound by shared-memory loads.
     for (int v = 0; v < vectors; v++) {
       float x[kVec];
-      mlnode::unpack<T>(*reinterpret_cast<const uint4*>(ks + tid * pitch + v * kVec), x);
+      mlnode::unpack<T>(*reinterpret_cast<const uint4*>(rows + tid * pitch + v * kVec), x);
 #pragma unroll
       for (int h = 0; h < kGroup; h++)
         if (h < group)
@@ -122,6 +124,8 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
           }
     }
   }
+  __syncthreads();  // every key read: the buffer takes the values, copied while the softmax is reduced
+  stage(v_cache);
   float max[kGroup], sum[kGroup];
 #pragma unroll
   for (int h = 0; h < kGroup; h++) {
@@ -155,6 +159,8 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
     for (int w = 0; w < kWarps; w++) sum[h] += across[w * kGroup + h];
   }
 
+  mlnode::cp_async_wait<0>();
+  __syncthreads();
   if (tid >= dim) return;
   float acc[kGroup];
 #pragma unroll
@@ -163,7 +169,7 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
   for (int t = 0; t < count; t += 4) {
     float value[4];
 #pragma unroll
-    for (int j = 0; j < 4; j++) value[j] = t + j < count ? mlnode::load_float(vs + (t + j) * pitch, tid) : 0.f;
+    for (int j = 0; j < 4; j++) value[j] = t + j < count ? mlnode::load_float(rows + (t + j) * pitch, tid) : 0.f;
 #pragma unroll
     for (int h = 0; h < kGroup; h++)
       if (h < group) {
@@ -217,7 +223,7 @@ mlnode_status launch_attention(const void* q, const void* k_cache, const void* v
                                void* out, float* partial, int batch, int heads, int kv_heads, int dim, long long capacity, int chunks,
                                float scale, cudaStream_t s) {
   const int pitch = dim + mlnode::kPerVector<T>;
-  const size_t shared = sizeof(T) * 2 * kChunk * pitch + sizeof(float) * (kGroup * dim + kGroup * kChunk + kWarps * kGroup);
+  const size_t shared = sizeof(T) * kChunk * pitch + sizeof(float) * (kGroup * dim + kGroup * kChunk + kWarps * kGroup);
   auto kernel = decode_attention<T, kGroup>;
   if (shared > 48 * 1024) {
     const cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
