@@ -11,7 +11,9 @@ import torch
 p = argparse.ArgumentParser()
 p.add_argument("--layers", type=int, default=36)
 p.add_argument("--batches", default="1,8,64")
+p.add_argument("--blas", choices=["cublas", "cublaslt"], default="cublas", help="libtorch's preferred BLAS library for the GEMMs")
 a = p.parse_args()
+torch.backends.cuda.preferred_blas_library(a.blas)
 
 d, heads, kv, hd, ff, vocab = 4096, 32, 8, 128, 12288, 151936
 dev, dt = "cuda", torch.bfloat16
@@ -58,5 +60,5 @@ for b in [int(s) for s in a.batches.split(",")]:
         end.record()
         torch.cuda.synchronize()
         ms = start.elapsed_time(end) / reps
-        print(f"RESULT decode-floor batch={b} packed={packed} step_ms={ms:.3f} weights_gb={weight_bytes / 1e9:.2f} "
+        print(f"RESULT decode-floor blas={a.blas} batch={b} packed={packed} step_ms={ms:.3f} weights_gb={weight_bytes / 1e9:.2f} "
               f"hbm_fraction={weight_bytes / (ms / 1e3) / 3.35e12:.3f} tok_s={b * 1e3 / ms:.0f}")
