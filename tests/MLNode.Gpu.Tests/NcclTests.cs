@@ -13,16 +13,18 @@ using static TorchSharp.torch;
 namespace MLNode.Gpu.Tests;
 
 /// <summary>
-/// The NCCL binding and a tensor-parallel model over it, as far as one GPU goes: a world of one rank, driven by its own
-/// thread like every rank of a larger world. Skipped without a CUDA libtorch, or without an NCCL beside it.
+/// The NCCL binding and tensor-parallel models over it: a world of one rank on any GPU, of two where two GPUs are visible
+/// (skipped otherwise), each rank driven by its own thread on its own GPU. Skipped without a CUDA libtorch or an NCCL
+/// beside it.
 /// </summary>
 public sealed class NcclTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
 
-    private static IReadOnlyList<NcclCommunicator> WorldOfOne()
+    private static IReadOnlyList<NcclCommunicator> World(int size)
     {
         Gpu.Require();
+        if (cuda.device_count() < size) Assert.Skip($"a world of {size} needs {size} GPUs; {cuda.device_count()} visible");
         var libtorch = Environment.GetEnvironmentVariable("MLNODE_LIBTORCH");
         try
         {
@@ -32,47 +34,57 @@ public sealed class NcclTests
         {
             Assert.Skip(e.Message);
         }
-        return NcclCommunicator.CreateGroup([0], libtorch);
+        return NcclCommunicator.CreateGroup([.. Enumerable.Range(0, size)], libtorch);
     }
 
-    [Fact]
-    public void A_world_of_one_reduces_gathers_and_broadcasts_on_the_gpu()
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Collectives_reduce_gather_and_broadcast_across_gpus(int size)
     {
-        using var ranks = RankThreads<ICommunicator>.Start(WorldOfOne(), c => c, _ => { });
+        using var ranks = RankThreads<ICommunicator>.Start(World(size), c => c, _ => { });
         var results = ranks.Run(c =>
         {
             using var scope = NewDisposeScope();
-            var cuda = new Device(DeviceType.CUDA, 0);
-            var x = randn([3, 5], generator: new Generator(3)).to(ScalarType.BFloat16).to(cuda);
-            var original = x.clone();
+            var device = new Device(DeviceType.CUDA, c.Rank);
+            // Small integers: every sum and copy is exact, so each rank must hold exactly these values.
+            var x = full([3, 5], c.Rank + 1, ScalarType.Float32, device);
             c.AllReduceSum(x);
-            var gathered = c.AllGather(x, 1);
-            c.Broadcast(x, 0);
+            var gathered = c.AllGather(full([3, 2], c.Rank + 1, ScalarType.Float32, device), 1);
+            var broadcast = full([4], c.Rank + 7, ScalarType.Float32, device);
+            c.Broadcast(broadcast, 0);
             c.Barrier();
-            return x.equal(original).all().item<bool>() && gathered.equal(original).all().item<bool>();
+            var expectedGather = cat([.. Enumerable.Range(0, size).Select(r => full([3, 2], r + 1, ScalarType.Float32, device))], 1);
+            return x.eq(size * (size + 1) / 2).all().item<bool>() && gathered.equal(expectedGather).all().item<bool>()
+                && broadcast.eq(7).all().item<bool>();
         });
-        Assert.True(results[0]);
+        Assert.All(results, Assert.True);
     }
 
     /// <summary>
-    /// The tiny Qwen3 as one NCCL rank (the sharded layer classes, the masked vocabulary lookup, the all-reduces and the
-    /// all-gather on the GPU, eager decoding) against the same model built whole: the same GEMMs, and collectives of
-    /// one rank that leave their input as it is, so logits within 1e-6 and the reference's greedy tokens.
+    /// The tiny models as NCCL ranks (the sharded layer classes, the masked vocabulary lookup, the all-reduces and the
+    /// all-gather on the GPUs, eager decoding) against the same model built whole on GPU 0: logits within 1e-5 (a world
+    /// of two sums the row-parallel halves in another order than one GEMM; the CPU tests measure ≤ 7.8e-7), the
+    /// reference's greedy tokens and PoC artifacts within the PoC tolerance.
     /// </summary>
-    [Fact]
-    public async Task A_one_rank_nccl_model_computes_what_the_whole_model_computes()
+    [Theory]
+    [InlineData("qwen3-tiny", 1)]
+    [InlineData("qwen3-tiny", 2)]
+    [InlineData("qwen3-moe-tiny", 2)]
+    public async Task A_tensor_parallel_nccl_model_computes_what_the_whole_model_computes(string name, int size)
     {
-        var communicators = WorldOfOne();
+        var communicators = World(size);
         var cuda = new Device(DeviceType.CUDA, 0);
-        var folder = Fixtures.Path("llm", "qwen3-tiny");
+        var folder = Fixtures.Path("llm", name);
         var config = HfModelConfig.FromFile(Path.Combine(folder, "config.json"));
         using var whole = LlmEngine.Load(config, folder, cuda, ScalarType.Float32, NullLogger.Instance, Ct);
         using var checkpoint = Checkpoint.Open(folder);
         using var ranks = RankThreads<LlmRank>.Start(communicators, c =>
         {
-            var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, cuda, ScalarType.Float32), parallel: new TensorParallel(c));
+            var device = new Device(DeviceType.CUDA, c.Rank);
+            var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, ScalarType.Float32), parallel: new TensorParallel(c));
             model.eval();
-            return new LlmRank(model, new KvCache(config.NumHiddenLayers, 4, model.KeyValueHeads, 256, config.HeadDim, ScalarType.Float32, cuda), NullLogger.Instance);
+            return new LlmRank(model, new KvCache(config.NumHiddenLayers, 4, model.KeyValueHeads, 256, config.HeadDim, ScalarType.Float32, device), NullLogger.Instance);
         }, r =>
         {
             r.Dispose();
@@ -85,9 +97,9 @@ public sealed class NcclTests
         using (NewDisposeScope())
         {
             var expected = whole.Logits(whole.Hidden(whole.Embed(tensor(prompt, [1, prompt.Length], device: cuda))))[0];
-            var sharded = ranks.RunLast(r => r.LogitsOf(prompt));
+            var sharded = ranks.RunLast(r => r.LogitsOf(prompt)).to(cuda);
             var difference = (sharded - expected).abs().max().item<float>();
-            Assert.True(difference <= 1e-6, $"max |Δlogit| {difference:E2}");
+            Assert.True(difference <= 1e-5, $"max |Δlogit| {difference:E2}");
         }
 
         await using var generator = new LlmGenerator(ranks, 4, NullLogger.Instance);
@@ -97,7 +109,7 @@ public sealed class NcclTests
         await foreach (var t in generator.Generate(request, Ct).ReadAllAsync(Ct)) tokens.Add(t.Token.Token);
         Assert.Equal(steps, tokens);
 
-        var reference = PocReference.Load("qwen3-tiny", "fp32", config.HiddenSize);
+        var reference = PocReference.Load(name, "fp32", config.HiddenSize);
         var nonces = reference.Nonces.Take(8).ToArray();
         var ours = await new LlmPocProver(ranks).ComputeAsync(reference.Round, nonces, Ct);
         var theirs = await new LlmPocProver(whole).ComputeAsync(reference.Round, nonces, Ct);
