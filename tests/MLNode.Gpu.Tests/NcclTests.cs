@@ -73,23 +73,12 @@ public sealed class NcclTests
     [InlineData("qwen3-moe-tiny", 2)]
     public async Task A_tensor_parallel_nccl_model_computes_what_the_whole_model_computes(string name, int size)
     {
-        var communicators = World(size);
         var cuda = new Device(DeviceType.CUDA, 0);
         var folder = Fixtures.Path("llm", name);
         var config = HfModelConfig.FromFile(Path.Combine(folder, "config.json"));
         using var whole = LlmEngine.Load(config, folder, cuda, ScalarType.Float32, NullLogger.Instance, Ct);
         using var checkpoint = Checkpoint.Open(folder);
-        using var ranks = RankThreads<LlmRank>.Start(communicators, c =>
-        {
-            var device = new Device(DeviceType.CUDA, c.Rank);
-            var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, ScalarType.Float32), parallel: new TensorParallel(c));
-            model.eval();
-            return new LlmRank(model, new KvCache(config.NumHiddenLayers, 4, model.KeyValueHeads, 256, config.HeadDim, ScalarType.Float32, device), NullLogger.Instance);
-        }, r =>
-        {
-            r.Dispose();
-            r.Model.Dispose();
-        });
+        using var ranks = Ranks(checkpoint, config, size);
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference_outputs.json")));
         var greedy = doc.RootElement.GetProperty("fp32").GetProperty("greedy");
@@ -115,4 +104,44 @@ public sealed class NcclTests
         var theirs = await new LlmPocProver(whole).ComputeAsync(reference.Round, nonces, Ct);
         Assert.All(ours.Zip(theirs), p => Assert.True(PocReference.L2(p.First.VectorB64, p.Second.VectorB64) <= PocReference.MaxL2, $"nonce {p.First.Nonce}"));
     }
+
+    /// <summary>
+    /// Rank 1 fails after the embedding's all-reduce while rank 0 goes on into the first layer's: NCCL's abort must
+    /// release rank 0's collective, which waits on the device for a peer that never comes, and the model stops with
+    /// rank 1's error instead of hanging.
+    /// </summary>
+    [Fact(Timeout = 120_000)]
+    public async Task A_fault_on_one_nccl_rank_releases_the_other_and_stops_the_model()
+    {
+        var folder = Fixtures.Path("llm", "qwen3-tiny");
+        var config = HfModelConfig.FromFile(Path.Combine(folder, "config.json"));
+        using var checkpoint = Checkpoint.Open(folder);
+        using var ranks = Ranks(checkpoint, config, 2);
+        long[] ids = [1, 2, 3, 4];
+
+        var failure = await Assert.ThrowsAsync<TensorParallelException>(() => Task.Run(() => ranks.Run(r =>
+        {
+            using var scope = NewDisposeScope();
+            var h = r.Model.Embed(tensor(ids, [1, ids.Length], device: r.Device));
+            if (r.Index == 1) throw new InvalidOperationException("injected fault");
+            return r.Model.Logits(r.Model.Hidden(h)).sum().item<float>(); // waits on the device for rank 1
+        }), TestContext.Current.CancellationToken));
+        Assert.Equal(1, failure.Rank);
+        Assert.Contains("injected fault", failure.Message);
+        Assert.Contains("injected fault", Assert.Throws<TensorParallelException>(() => ranks.Run(r => r.Index)).Message);
+    }
+
+    /// <summary>The tiny model's ranks of a world of <paramref name="size"/>, rank r on GPU r, each with a small KV cache.</summary>
+    private static RankThreads<LlmRank> Ranks(Checkpoint checkpoint, HfModelConfig config, int size) =>
+        RankThreads<LlmRank>.Start(World(size), c =>
+        {
+            var device = new Device(DeviceType.CUDA, c.Rank);
+            var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, ScalarType.Float32), parallel: new TensorParallel(c));
+            model.eval();
+            return new LlmRank(model, new KvCache(config.NumHiddenLayers, 4, model.KeyValueHeads, 256, config.HeadDim, ScalarType.Float32, device), NullLogger.Instance);
+        }, r =>
+        {
+            r.Dispose();
+            r.Model.Dispose();
+        });
 }
