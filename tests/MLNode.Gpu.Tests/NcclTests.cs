@@ -73,12 +73,13 @@ public sealed class NcclTests
     [InlineData("qwen3-moe-tiny", 2)]
     public async Task A_tensor_parallel_nccl_model_computes_what_the_whole_model_computes(string name, int size)
     {
+        var world = World(size);
         var cuda = new Device(DeviceType.CUDA, 0);
         var folder = Fixtures.Path("llm", name);
         var config = HfModelConfig.FromFile(Path.Combine(folder, "config.json"));
         using var whole = LlmEngine.Load(config, folder, cuda, ScalarType.Float32, NullLogger.Instance, Ct);
         using var checkpoint = Checkpoint.Open(folder);
-        using var ranks = Ranks(checkpoint, config, size);
+        using var ranks = Ranks(world, checkpoint, config);
 
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "reference_outputs.json")));
         var greedy = doc.RootElement.GetProperty("fp32").GetProperty("greedy");
@@ -113,10 +114,11 @@ public sealed class NcclTests
     [Fact(Timeout = 120_000)]
     public async Task A_fault_on_one_nccl_rank_releases_the_other_and_stops_the_model()
     {
+        var world = World(2);
         var folder = Fixtures.Path("llm", "qwen3-tiny");
         var config = HfModelConfig.FromFile(Path.Combine(folder, "config.json"));
         using var checkpoint = Checkpoint.Open(folder);
-        using var ranks = Ranks(checkpoint, config, 2);
+        using var ranks = Ranks(world, checkpoint, config);
         long[] ids = [1, 2, 3, 4];
 
         var failure = await Assert.ThrowsAsync<TensorParallelException>(() => Task.Run(() => ranks.Run(r =>
@@ -131,9 +133,9 @@ public sealed class NcclTests
         Assert.Contains("injected fault", Assert.Throws<TensorParallelException>(() => ranks.Run(r => r.Index)).Message);
     }
 
-    /// <summary>The tiny model's ranks of a world of <paramref name="size"/>, rank r on GPU r, each with a small KV cache.</summary>
-    private static RankThreads<LlmRank> Ranks(Checkpoint checkpoint, HfModelConfig config, int size) =>
-        RankThreads<LlmRank>.Start(World(size), c =>
+    /// <summary>The tiny model's ranks over <paramref name="world"/>, rank r on GPU r, each with a small KV cache.</summary>
+    private static RankThreads<LlmRank> Ranks(IReadOnlyList<NcclCommunicator> world, Checkpoint checkpoint, HfModelConfig config) =>
+        RankThreads<LlmRank>.Start(world, c =>
         {
             var device = new Device(DeviceType.CUDA, c.Rank);
             var model = new QwenForCausalLM(config, new CheckpointWeights(checkpoint, device, ScalarType.Float32), parallel: new TensorParallel(c));
