@@ -41,7 +41,7 @@ public sealed class WorkerServer : IAsyncDisposable
         var folder = Directory.CreateTempSubdirectory("mlnode-worker-").FullName;
         var registry = Path.Combine(folder, "models.json");
         await File.WriteAllTextAsync(registry, registryJson(folder));
-        var (port, inferencePort) = (FreePort(), FreePort());
+        var (port, inferencePort) = FreePorts();
         // Video outputs under the server's folder too (a later --Video:OutputDir in extraArgs wins), so disposing removes them.
         string[] args = ["--models", registry, "--port", $"{port}", "--inference-port", $"{inferencePort}", "--host", "127.0.0.1", "--cache-dir", Path.Combine(folder, "cache"),
             "--Video:OutputDir", Path.Combine(folder, "videos"), .. extraArgs];
@@ -61,11 +61,14 @@ public sealed class WorkerServer : IAsyncDisposable
             .ToList();
     }
 
-    private static int FreePort()
+    /// <summary>Two distinct free ports: both listeners are held open together, so the OS cannot hand out the same port twice.</summary>
+    private static (int, int) FreePorts()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        using var first = new TcpListener(IPAddress.Loopback, 0);
+        using var second = new TcpListener(IPAddress.Loopback, 0);
+        first.Start();
+        second.Start();
+        return (((IPEndPoint)first.LocalEndpoint).Port, ((IPEndPoint)second.LocalEndpoint).Port);
     }
 
     public async ValueTask DisposeAsync()
