@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
@@ -41,7 +39,8 @@ public sealed class WorkerServer : IAsyncDisposable
         var folder = Directory.CreateTempSubdirectory("mlnode-worker-").FullName;
         var registry = Path.Combine(folder, "models.json");
         await File.WriteAllTextAsync(registry, registryJson(folder));
-        var (port, inferencePort) = FreePorts();
+        var ports = FreePorts.Take(2);
+        var (port, inferencePort) = (ports[0], ports[1]);
         // Video outputs under the server's folder too (a later --Video:OutputDir in extraArgs wins), so disposing removes them.
         string[] args = ["--models", registry, "--port", $"{port}", "--inference-port", $"{inferencePort}", "--host", "127.0.0.1", "--cache-dir", Path.Combine(folder, "cache"),
             "--Video:OutputDir", Path.Combine(folder, "videos"), .. extraArgs];
@@ -59,16 +58,6 @@ public sealed class WorkerServer : IAsyncDisposable
         return new[] { "config.json", "model.safetensors" }
             .Select(f => new ModelFile(f, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(Path.Combine(folder, f))))))
             .ToList();
-    }
-
-    /// <summary>Two distinct free ports: both listeners are held open together, so the OS cannot hand out the same port twice.</summary>
-    private static (int, int) FreePorts()
-    {
-        using var first = new TcpListener(IPAddress.Loopback, 0);
-        using var second = new TcpListener(IPAddress.Loopback, 0);
-        first.Start();
-        second.Start();
-        return (((IPEndPoint)first.LocalEndpoint).Port, ((IPEndPoint)second.LocalEndpoint).Port);
     }
 
     public async ValueTask DisposeAsync()

@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -26,7 +25,7 @@ public sealed class CallbackReceiver : IAsyncDisposable
 
     public sealed record Callback(string RawTarget, JsonObject Body);
 
-    public int Port { get; } = FreePort();
+    public int Port { get; } = FreePorts.Take(1)[0];
 
     /// <summary>Requests that reached the receiver, failed ones included.</summary>
     public int Attempts => Volatile.Read(ref _attempts);
@@ -86,13 +85,6 @@ public sealed class CallbackReceiver : IAsyncDisposable
         }
         _accepted.Enqueue(new Callback(context.Features.Get<IHttpRequestFeature>()!.RawTarget, body));
         context.Response.StatusCode = StatusCodes.Status200OK;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     public async ValueTask DisposeAsync()
