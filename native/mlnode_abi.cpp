@@ -12,7 +12,7 @@ namespace {
 thread_local char last_error[1024] = "";
 }
 
-MLNODE_API int32_t mlnode_abi_version(void) { return 4; }
+MLNODE_API int32_t mlnode_abi_version(void) { return 5; }
 
 MLNODE_API const char* mlnode_last_error(void) { return last_error; }
 
@@ -50,6 +50,32 @@ MLNODE_API mlnode_status mlnode_current_stream(void** stream) {
 #else
   *stream = nullptr;
 #endif
+  return MLNODE_OK;
+}
+
+MLNODE_API mlnode_status mlnode_mark_record(void** mark) {
+  if (mark == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "mark is null");
+  void* stream = nullptr;
+  if (auto status = mlnode_current_stream(&stream); status != MLNODE_OK) return status;
+  cudaEvent_t event = nullptr;
+  cudaError_t error = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+  if (error == cudaSuccess) error = cudaEventRecord(event, static_cast<cudaStream_t>(stream));
+  if (error != cudaSuccess) {
+    if (event != nullptr) cudaEventDestroy(event);
+    return mlnode::fail(MLNODE_CUDA_ERROR, "stream mark: %s", cudaGetErrorString(error));
+  }
+  *mark = event;
+  return MLNODE_OK;
+}
+
+MLNODE_API mlnode_status mlnode_mark_wait(void* mark) {
+  if (mark == nullptr) return mlnode::fail(MLNODE_INVALID_ARGUMENT, "mark is null");
+  cudaError_t error = cudaEventSynchronize(static_cast<cudaEvent_t>(mark));
+  return error == cudaSuccess ? MLNODE_OK : mlnode::fail(MLNODE_CUDA_ERROR, "waiting for a stream mark: %s", cudaGetErrorString(error));
+}
+
+MLNODE_API mlnode_status mlnode_mark_destroy(void* mark) {
+  if (mark != nullptr) cudaEventDestroy(static_cast<cudaEvent_t>(mark));
   return MLNODE_OK;
 }
 

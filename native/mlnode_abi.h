@@ -44,6 +44,12 @@ MLNODE_API mlnode_status mlnode_device_count(int32_t* count);
 // otherwise the legacy default stream (null), which is libtorch's stream while nothing selects another.
 MLNODE_API mlnode_status mlnode_current_stream(void** stream);
 
+// A mark in libtorch's current stream after the work queued there so far (a CUDA event): the host waits for that work
+// without waiting for what is queued after it (the next decode step), e.g. for an asynchronous copy to pinned memory.
+MLNODE_API mlnode_status mlnode_mark_record(void** mark);
+MLNODE_API mlnode_status mlnode_mark_wait(void* mark);
+MLNODE_API mlnode_status mlnode_mark_destroy(void* mark);
+
 // CUDA graphs of libtorch ops (MLNODE_TORCH_DIR builds; otherwise MLNODE_UNSUPPORTED). create → enter (this
 // thread's libtorch stream becomes the graph's side stream, after the work queued so far) → warm-up ops →
 // capture_begin → the ops → capture_end → exit (back to the previous stream, which waits for the side stream);

@@ -25,34 +25,38 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
 
     /// <summary>
     /// float32 logits [B, V] of one step; from a graph they are its output buffer, valid until the next call (the
-    /// callers sample from them before they step again).
+    /// callers sample from them before they step again). <paramref name="ids"/> int64 [B] may be on the host or already
+    /// on the device (the previous step's tokens); nothing here waits for the work queued on the device, so the host can
+    /// queue this step while the previous one runs.
     /// </summary>
-    public Tensor Logits(long[] ids, long[] slots, long[] positions)
+    public Tensor Logits(Tensor ids, long[] slots, long[] positions)
     {
         var span = positions.Max() + 1;
         if (!_graphed) return Eager(ids, slots, positions, span);
-        var rows = (int)BitOperations.RoundUpToPowerOf2((uint)ids.Length);
+        var rows = (int)BitOperations.RoundUpToPowerOf2((uint)slots.Length);
         var bucket = Math.Min(cache.Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(span, MinSpan)));
-        var (paddedIds, paddedSlots, paddedPositions) = (tensor(Padded(ids, rows)), tensor(Padded(slots, rows)), tensor(Padded(positions, rows)));
+        using var scope = NewDisposeScope();
+        var paddedIds = rows == slots.Length ? ids : cat([ids, ids.narrow(0, 0, 1).expand(rows - slots.Length)]);
+        var (paddedSlots, paddedPositions) = (Upload(Padded(slots, rows)), Upload(Padded(positions, rows)));
         if (!_graphs.TryGetValue((rows, bucket), out var graph))
         {
             try
             {
-                _graphs[(rows, bucket)] = graph = Capture(paddedIds.to(device), paddedSlots.to(device), paddedPositions.to(device), bucket);
+                _graphs[(rows, bucket)] = graph = Capture(OnDevice(paddedIds).clone(), paddedSlots, paddedPositions, bucket);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 // A libtorch that cannot capture some op of this model costs speed, not service: eager from now on.
                 logger.LogWarning(e, "Decode step could not be captured as a CUDA graph; decoding runs op by op");
                 _graphed = false;
-                return Eager(ids, slots, positions, span);
+                return Eager(ids, slots, positions, span).MoveToOuterDisposeScope();
             }
         }
-        graph.Ids.copy_(paddedIds);
+        graph.Ids.copy_(OnDevice(paddedIds));
         graph.Slots.copy_(paddedSlots);
         graph.Positions.copy_(paddedPositions);
         graph.Graph.Replay();
-        return graph.Logits.narrow(0, 0, ids.Length);
+        return graph.Logits.narrow(0, 0, slots.Length).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -68,7 +72,7 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
         for (var rows = 1; rows <= (int)BitOperations.RoundUpToPowerOf2((uint)maxRows); rows *= 2, buckets++)
         {
             var slots = Enumerable.Range(0, rows).Select(i => (long)(i < cache.Slots ? i : 0)).ToArray();
-            Logits(new long[rows], slots, new long[rows]);
+            using (Logits(zeros(rows, ScalarType.Int64), slots, new long[rows])) { }
             if (!_graphed) return;
         }
         logger.LogInformation("Captured {Buckets} decode-step CUDA graphs (1 to {Rows} sequences) in {Seconds:F1} s", buckets, maxRows, watch.Elapsed.TotalSeconds);
@@ -84,12 +88,16 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
         _graphs.Clear();
     }
 
-    private Tensor Eager(long[] ids, long[] slots, long[] positions, long span)
+    private Tensor Eager(Tensor ids, long[] slots, long[] positions, long span)
     {
         using var scope = NewDisposeScope();
-        var step = new DecodeStep(cache, tensor(slots, device: device), tensor(positions, device: device), span);
-        return model.Decode(tensor(ids, device: device), step).MoveToOuterDisposeScope();
+        var step = new DecodeStep(cache, Upload(slots), Upload(positions), span);
+        return model.Decode(OnDevice(ids), step).MoveToOuterDisposeScope();
     }
+
+    private Tensor Upload(long[] values) => PinnedUpload.Int64(values, device);
+
+    private Tensor OnDevice(Tensor ids) => ids.device_type == DeviceType.CPU ? Upload(ids.data<long>().ToArray()) : ids;
 
     private static long[] Padded(long[] values, int rows) => [.. values, .. Enumerable.Repeat(values[0], rows - values.Length)];
 

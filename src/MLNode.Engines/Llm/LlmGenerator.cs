@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using MLNode.Engines.Hosting;
 using MLNode.Engines.Layers;
 using MLNode.Engines.Llm.Sampling;
+using MLNode.Runtime.Native;
 using static TorchSharp.torch;
 
 namespace MLNode.Engines.Llm;
@@ -98,6 +99,7 @@ public sealed class LlmGenerator : IAsyncDisposable
         {
             if (_running.Count == 0 && _pending.IsEmpty)
             {
+                EmitInFlight();
                 try { await _wake.WaitAsync(stopping); }
                 catch (OperationCanceledException) { break; }
             }
@@ -105,6 +107,7 @@ public sealed class LlmGenerator : IAsyncDisposable
             if (_running.Count > 0) Step(_running, DecodeAll);
             Volatile.Write(ref _runningCount, _running.Count);
         }
+        EmitInFlight();
         foreach (var s in _running.Concat(_pending)) s.Output.Writer.TryComplete(new ObjectDisposedException(nameof(LlmGenerator)));
     }
 
@@ -149,17 +152,83 @@ public sealed class LlmGenerator : IAsyncDisposable
         EmitAll(batch, _ranks.RunLast(r => r.Prefill(ids, width, slots, lengths)));
     }
 
+    /// <summary>
+    /// One decode step of <paramref name="batch"/>. When every row is greedy or replayed (the device knows its token) and
+    /// one rank holds the model, the step is queued from the previous step's tokens still on the device, and the host
+    /// emits that previous step's tokens while the GPU runs this one: the GPU does not idle while the host samples and
+    /// emits. A row the token in flight is certain to end (its budget, its replay, the context) is not stepped again;
+    /// one that a stop token ends has its extra step discarded. A batch with a sampled row steps one at a time.
+    /// </summary>
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
+        var ahead = _ranks.Ranks.Count == 1 && batch.All(s => s.Request.Sampling.Greedy);
+        if (!ahead)
+        {
+            EmitInFlight();
+            batch = [.. batch.Where(s => !s.Done)];
+        }
+        var rows = batch.Where(s => s.InFlightRow < 0 || EndsAt(s, s.Tokens.Count + 1) is null).ToList();
         using var scope = NewDisposeScope();
         var started = Stopwatch.GetTimestamp();
-        var ids = batch.Select(s => (long)s.Tokens[^1]).ToArray();
-        var slots = batch.Select(s => (long)s.Slot).ToArray();
-        var positions = batch.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1)).ToArray();
-        var logits = _ranks.RunLast(r => r.Decode(ids, slots, positions));
+        Tensor? logits = null;
+        GreedyTokens? tokens = null;
+        if (rows.Count > 0)
+        {
+            var slots = rows.Select(s => (long)s.Slot).ToArray();
+            var positions = rows.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1 + Pending(s))).ToArray();
+            var ids = InputIds(rows);
+            logits = _ranks.RunLast(r => r.Decode(ids, slots, positions));
+            var forced = rows.Select(s => s.Request.Enforced is { } e ? e[s.Tokens.Count + Pending(s)] : -1L).ToArray();
+            if (ahead)
+                tokens = GreedyTokens.Launch(logits, Math.Max(1, rows.Max(s => s.Request.Sampling.TopLogprobs)), PinnedUpload.Int64(forced, logits.device));
+        }
         var launched = Stopwatch.GetTimestamp();
-        EmitAll(batch, logits);
+        if (ahead) EmitInFlight();
+        else if (logits is not null) EmitAll(rows, logits);
+        if (tokens is not null)
+        {
+            _inFlight = new StepInFlight(rows, tokens);
+            for (var i = 0; i < rows.Count; i++) rows[i].InFlightRow = i;
+        }
         DecodeTimes.Add(started, launched, Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>A decode step queued on the device whose tokens the host has not emitted yet.</summary>
+    private sealed record StepInFlight(IReadOnlyList<Sequence> Batch, GreedyTokens Tokens);
+
+    private StepInFlight? _inFlight;
+
+    private static int Pending(Sequence s) => s.InFlightRow < 0 ? 0 : 1;
+
+    /// <summary>
+    /// This step's input tokens: for the rows of the step in flight, its tokens on the device (no copy when the rows are
+    /// the same); for the others, their last emitted token.
+    /// </summary>
+    private Tensor InputIds(IReadOnlyList<Sequence> rows)
+    {
+        var emitted = rows.Select(s => s.InFlightRow < 0 ? s.Tokens[^1] : -1L).ToArray();
+        if (_inFlight is not { Tokens.Next: var next }) return tensor(emitted);
+        var from = rows.Select(s => (long)Math.Max(0, s.InFlightRow)).ToArray();
+        var carried = from.Length == next.shape[0] && from.Select((row, i) => row == i).All(same => same)
+            ? next
+            : next.index_select(0, PinnedUpload.Int64(from, next.device));
+        return emitted.All(id => id < 0) ? carried : where(PinnedUpload.Int64(emitted, next.device) < 0, carried, PinnedUpload.Int64(emitted, next.device));
+    }
+
+    /// <summary>Emits the tokens of the step in flight (waiting for their copy); rows ended meanwhile discard theirs.</summary>
+    private void EmitInFlight()
+    {
+        if (_inFlight is not { } step) return;
+        _inFlight = null;
+        using (step.Tokens)
+        {
+            foreach (var s in step.Batch) s.InFlightRow = -1;
+            var live = step.Batch.Where(s => !s.Done).ToList();
+            if (live.Count == 0) return;
+            var tokens = step.Tokens.Read([.. step.Batch.Select(s => s.Request.Sampling.TopLogprobs)]);
+            for (var i = 0; i < step.Batch.Count; i++)
+                if (!step.Batch[i].Done) Emit(step.Batch[i], tokens[i]);
+        }
     }
 
     /// <summary>Where decode steps spend their host time, summed since the generator started (for benchmarks and diagnosis).</summary>
@@ -176,8 +245,13 @@ public sealed class LlmGenerator : IAsyncDisposable
         }
         catch (Exception e)
         {
-            _logger.LogError(e, "Generation step for {Count} sequence(s) failed; they are ended with the error", live.Count);
-            foreach (var s in live.Where(s => !s.Done)) End(s, e);
+            // The tokens in flight, if any, are lost with the step: their sequences cannot go on without them.
+            var inFlight = _inFlight?.Batch ?? [];
+            _inFlight?.Tokens.Dispose();
+            _inFlight = null;
+            var failed = live.Concat(inFlight).Where(s => !s.Done).Distinct().ToList();
+            _logger.LogError(e, "Generation step for {Count} sequence(s) failed; they are ended with the error", failed.Count);
+            foreach (var s in failed) End(s, e);
         }
         _running.RemoveAll(s => s.Done);
     }
@@ -197,12 +271,16 @@ public sealed class LlmGenerator : IAsyncDisposable
         s.Tokens.Add(token.Token);
         FinishReason? finish =
             (!s.Request.IgnoreEos || enforced is not null) && s.Request.StopTokens.Contains(token.Token) ? FinishReason.Stop
-            : enforced is not null && s.Tokens.Count == enforced.Count ? FinishReason.Stop
-            : s.Tokens.Count >= s.Request.MaxTokens || s.Request.Prompt.Count + s.Tokens.Count >= Capacity ? FinishReason.Length
-            : null;
+            : EndsAt(s, s.Tokens.Count);
         s.Output.Writer.TryWrite(new GeneratedToken(token, finish));
         if (finish is not null) End(s);
     }
+
+    /// <summary>How a sequence ends once it has <paramref name="count"/> tokens, stop tokens aside: its replay, its budget, the context.</summary>
+    private FinishReason? EndsAt(Sequence s, int count) =>
+        s.Request.Enforced is { } enforced && count == enforced.Count ? FinishReason.Stop
+        : count >= s.Request.MaxTokens || s.Request.Prompt.Count + count >= Capacity ? FinishReason.Length
+        : null;
 
     /// <summary>Ends a sequence: frees its slot and closes its stream, with <paramref name="error"/> when it did not finish normally.</summary>
     private void End(Sequence s, Exception? error = null)
@@ -236,6 +314,9 @@ public sealed class LlmGenerator : IAsyncDisposable
         public List<int> Tokens { get; } = [];
         public int Slot { get; set; } = -1;
         public bool Done { get; set; }
+
+        /// <summary>This sequence's row in the step in flight, whose token it has not emitted yet; −1 when none.</summary>
+        public int InFlightRow { get; set; } = -1;
     }
 }
 

@@ -7,7 +7,7 @@ namespace MLNode.Engines.Llm;
 /// <summary>
 /// One tensor-parallel rank of a served Qwen model (all of it when there is one rank): its shard of the weights and,
 /// when it generates, its KV cache of its own key/value heads and its decode step. Driven by its own thread through
-/// <see cref="Hosting.RankThreads{TRank}"/>; every method takes host arrays and makes its device tensors itself.
+/// <see cref="Hosting.RankThreads{TRank}"/>; every method takes host arrays (or host tensors) and makes its device tensors itself.
 /// </summary>
 /// <remarks>Disposing frees the cache and the decode step; the model belongs to whoever built it.</remarks>
 public sealed class LlmRank : IDisposable
@@ -40,8 +40,11 @@ public sealed class LlmRank : IDisposable
         return Model.Prefill(tensor(ids, [lengths.Length, width], device: Device), step).MoveToOuterDisposeScope();
     }
 
-    /// <summary>One new token per sequence at its position; float32 logits [B, V].</summary>
-    public Tensor Decode(long[] ids, long[] slots, long[] positions)
+    /// <summary>
+    /// One new token per sequence at its position; float32 logits [B, V]. <paramref name="ids"/> int64 [B] on the host, or
+    /// on this rank's device when they are the previous step's tokens there.
+    /// </summary>
+    public Tensor Decode(Tensor ids, long[] slots, long[] positions)
     {
         RequireCache();
         return _decode!.Logits(ids, slots, positions);

@@ -147,6 +147,63 @@ public sealed class LlmGeneratorTests
     }
 
     [Fact]
+    public async Task Steps_queued_ahead_give_each_sequence_what_it_gets_alone()
+    {
+        // Greedy sequences step ahead of the host (each step queued from the previous one's tokens on the device); they
+        // join and leave at different steps, a stop token ends one while its next step is already queued, and a sampled
+        // sequence joining midway sends the batch back to one step at a time. Each gets what it gets alone.
+        var greedy = new SamplingParams(Temperature: 0, TopLogprobs: 3);
+        var requests = new[]
+        {
+            new GenerationRequest([3, 1, 4], greedy, 12, new HashSet<int>()),
+            new GenerationRequest([1, 5, 9, 2, 6], greedy, 3, new HashSet<int>()),
+            new GenerationRequest([5, 3], greedy, 30, new HashSet<int>()),
+            new GenerationRequest([8, 9, 7, 9], new SamplingParams(Temperature: 0.8, Seed: 3, TopLogprobs: 2), 6, new HashSet<int>()),
+        };
+        await using var generator = NewGenerator("qwen3-tiny");
+        var alone = new List<List<GeneratedToken>>();
+        foreach (var r in requests) alone.Add(await Collect(generator.Generate(r, Ct)));
+        var stopAt = alone[2][7].Token.Token;
+        alone[2] = alone[2].Take(alone[2].FindIndex(t => t.Token.Token == stopAt) + 1).ToList();
+        alone[2][^1] = alone[2][^1] with { Finish = FinishReason.Stop };
+        requests[2] = requests[2] with { StopTokens = new HashSet<int> { stopAt } };
+
+        var first = requests.Take(3).Select(r => Collect(generator.Generate(r, Ct))).ToList();
+        await Task.Delay(20, Ct);
+        var together = (await Task.WhenAll(first.Append(Collect(generator.Generate(requests[3], Ct))))).ToList();
+        for (var i = 0; i < requests.Length; i++)
+        {
+            Assert.Equal(alone[i].Select(t => t.Token.Token), together[i].Select(t => t.Token.Token));
+            Assert.Equal(alone[i].Select(t => t.Finish), together[i].Select(t => t.Finish));
+            // Batch composition changes GEMM blocking, so float32 logprobs may move in the last bits only.
+            Assert.All(alone[i].Zip(together[i]), p => Assert.True(Math.Abs(p.First.Token.Logprob - p.Second.Token.Logprob) <= 1e-5));
+        }
+    }
+
+    [Fact]
+    public async Task A_greedy_replay_feeds_the_enforced_tokens_not_its_own_choices()
+    {
+        // The enforced ids differ from this model's argmax after the first few, so a replay that fed its own choices to the
+        // next step would report other logprobs. Reference: one forward over prompt + enforced ids, without the cache
+        // (other kernels and summation order: float32 within 1e-4, as against transformers).
+        var model = TinyModels.Get("qwen3-tiny", ScalarType.Float32);
+        await using var generator = NewGenerator("qwen3-tiny");
+        int[] prompt = [10, 11, 12];
+        var greedy = new SamplingParams(Temperature: 0, TopLogprobs: 2);
+        var own = await Collect(generator.Generate(new GenerationRequest(prompt, greedy, 8, new HashSet<int>()), Ct));
+        var enforced = own.Select((t, i) => i < 2 ? t.Token.Token : (t.Token.Token + 17) % model.Config.VocabSize).ToList();
+        var replayed = await Collect(generator.Generate(new GenerationRequest(prompt, greedy, 100, new HashSet<int>(), enforced), Ct));
+
+        Assert.Equal(enforced, replayed.Select(t => t.Token.Token));
+        Assert.Equal(FinishReason.Stop, replayed[^1].Finish);
+        using var scope = NewDisposeScope();
+        var ids = tensor(prompt.Concat(enforced).Select(id => (long)id).ToArray(), [1, prompt.Length + enforced.Count]);
+        var logprobs = model.Logits(model.Hidden(model.Embed(ids)))[0].log_softmax(-1);
+        for (var i = 0; i < enforced.Count; i++)
+            Assert.True(Math.Abs(logprobs[prompt.Length - 1 + i, enforced[i]].item<float>() - replayed[i].Token.Logprob) <= 1e-4, $"step {i}");
+    }
+
+    [Fact]
     public async Task A_prompt_longer_than_the_context_is_refused()
     {
         await using var generator = NewGenerator("qwen3-tiny", capacity: 16);

@@ -30,7 +30,7 @@ public static class TokenSampler
 
     /// <summary>
     /// The next token of every row of <paramref name="logits"/> [B, V]. Greedy rows (whose raw and processed
-    /// distributions coincide) share one <see cref="BatchLogprobs.Compute"/> — a fused kernel on the GPU — and
+    /// distributions coincide) share one <see cref="GreedyTokens"/> — a fused kernel on the GPU — and
     /// one copy to the host, instead of several round trips per sequence; sampled rows go through
     /// <see cref="Next"/> one by one. <paramref name="unmasked"/> [B, V], when given, are the logits before
     /// decoding-rule masks, as in <see cref="Next"/>.
@@ -54,17 +54,9 @@ public static class TokenSampler
                 var raw = tensor(greedy.Select(i => p[i].Mode == LogprobsMode.Raw).ToArray(), device: logits.device).unsqueeze(1);
                 rows = where(raw, Rows(unmasked), rows);
             }
-            var (values, ids, chosenLogprob, argmax) = BatchLogprobs.Compute(rows, k, chosen);
-            var v = values.cpu().data<float>().ToArray();
-            var t = ids.cpu().data<long>().ToArray();
-            var a = (unmasked is null ? argmax : chosen).cpu().data<long>().ToArray();
-            var cl = chosenLogprob.cpu().data<float>().ToArray();
-            for (var row = 0; row < greedy.Length; row++)
-            {
-                var i = greedy[row];
-                var top = Enumerable.Range(row * k, p[i].TopLogprobs).Select(j => ((int)t[j], v[j])).ToList();
-                result[i] = new TokenLogprob(forced[i] ?? (int)a[row], cl[row], top);
-            }
+            using var tokens = GreedyTokens.Launch(rows, k, chosen);
+            var read = tokens.Read([.. greedy.Select(i => p[i].TopLogprobs)]);
+            for (var row = 0; row < greedy.Length; row++) result[greedy[row]] = read[row];
         }
         for (var i = 0; i < p.Count; i++)
             result[i] ??= Next(logits[i], p[i], steps[i], forced[i], unmasked?[i]);
