@@ -22,6 +22,8 @@ __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float
                            T* v_cache, const int64_t* slots, const int64_t* positions, T* q_out, int batch, int heads,
                            int kv_heads, int dim, long long capacity) {
   extern __shared__ float rows[];
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int per_token = heads + 2 * kv_heads;
   const long long item = (long long)blockIdx.x * kQkvWarps + warp;
@@ -83,6 +85,8 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
   float* qs = reinterpret_cast<float*>(rows + kChunk * pitch);  // [group][dim]
   float* weights = qs + kGroup * dim;                    // [group][kChunk]
   float* across = weights + kGroup * kChunk;             // [kWarps][group]
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const int chunk = blockIdx.x, g = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
   const int warp = tid / kWarp, lane = tid % kWarp;
   const int group = heads / kv_heads, vectors = dim / kVec;
@@ -199,6 +203,8 @@ __global__ void __launch_bounds__(kChunk) decode_attention(const T* q, const T* 
 // One block per (sequence, head): the chunks' partials merged in chunk order.
 template <typename T>
 __global__ void decode_attention_combine(const float* partial, T* out, int chunks, int dim) {
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const long long head = blockIdx.x;
   const float* part = partial + head * chunks * (2 + dim);
   float m = -INFINITY;
@@ -229,9 +235,10 @@ mlnode_status launch_attention(const void* q, const void* k_cache, const void* v
     const cudaError_t error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shared);
     if (error != cudaSuccess) return mlnode::fail(MLNODE_CUDA_ERROR, "decode_attention: %zu bytes of shared memory: %s", shared, cudaGetErrorString(error));
   }
-  kernel<<<dim3(chunks, kv_heads, batch), kChunk, shared, s>>>(static_cast<const T*>(q), static_cast<const T*>(k_cache), static_cast<const T*>(v_cache),
-                                                              slots, positions, static_cast<T*>(out), partial, heads, kv_heads, dim, capacity, chunks, scale);
-  return mlnode::check_launch("decode_attention");
+  return mlnode::check_launch("decode_attention",
+                              mlnode::launch_chained(kernel, dim3(chunks, kv_heads, batch), kChunk, shared, s, static_cast<const T*>(q),
+                                                     static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), slots, positions,
+                                                     static_cast<T*>(out), partial, heads, kv_heads, dim, capacity, chunks, scale));
 }
 
 }  // namespace
@@ -252,11 +259,12 @@ MLNODE_API mlnode_status mlnode_decode_qkv(const void* qkv, const void* q_norm, 
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "decode_qkv", [&](auto zero) {
     using T = decltype(zero);
     const long long items = (long long)batch * (heads + 2 * kv_heads);
-    decode_qkv<<<(unsigned)((items + kQkvWarps - 1) / kQkvWarps), kQkvWarps * kWarp, sizeof(float) * kQkvWarps * head_dim, s>>>(
-        static_cast<const T*>(qkv), static_cast<const T*>(q_norm), static_cast<const T*>(k_norm), eps, static_cast<const T*>(cos),
-        static_cast<const T*>(sin), static_cast<T*>(k_cache), static_cast<T*>(v_cache), slots, positions, static_cast<T*>(q_out), batch,
-        heads, kv_heads, head_dim, capacity);
-    return mlnode::check_launch("decode_qkv");
+    return mlnode::check_launch(
+        "decode_qkv", mlnode::launch_chained(decode_qkv<T>, (unsigned)((items + kQkvWarps - 1) / kQkvWarps), kQkvWarps * kWarp,
+                                             sizeof(float) * kQkvWarps * head_dim, s, static_cast<const T*>(qkv), static_cast<const T*>(q_norm),
+                                             static_cast<const T*>(k_norm), eps, static_cast<const T*>(cos), static_cast<const T*>(sin),
+                                             static_cast<T*>(k_cache), static_cast<T*>(v_cache), slots, positions, static_cast<T*>(q_out),
+                                             batch, heads, kv_heads, head_dim, capacity));
   });
 }
 
@@ -292,7 +300,8 @@ MLNODE_API mlnode_status mlnode_decode_attention(const void* q, const void* k_ca
     const auto launch = group <= 4 ? launch_attention<T, 4> : group <= 8 ? launch_attention<T, 8> : launch_attention<T, 16>;
     const mlnode_status status = launch(q, k_cache, v_cache, slots, positions, out, workspace, batch, heads, kv_heads, head_dim, capacity, (int)chunks, scale, s);
     if (status != MLNODE_OK || chunks == 1) return status;
-    decode_attention_combine<<<(unsigned)((long long)batch * heads), 128, 0, s>>>(workspace, static_cast<T*>(out), (int)chunks, head_dim);
-    return mlnode::check_launch("decode_attention_combine");
+    return mlnode::check_launch("decode_attention_combine", mlnode::launch_chained(decode_attention_combine<T>, (unsigned)((long long)batch * heads),
+                                                                                   128, 0, s, static_cast<const float*>(workspace),
+                                                                                   static_cast<T*>(out), (int)chunks, head_dim));
   });
 }

@@ -21,6 +21,7 @@ __device__ __forceinline__ uint4 load_streaming(const uint4* p) { return __ldcs(
 template <typename T, int kRows>
 __global__ void __launch_bounds__(kWarpsPerBlock * kWarp) gemv(const T* x, const T* w, const T* bias, T* y, int n, int k) {
   constexpr int kVec = mlnode::kPerVector<T>;
+  mlnode::let_dependents_start();
   const int feature = blockIdx.x * kWarpsPerBlock + threadIdx.x / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (feature >= n) return;
@@ -42,11 +43,20 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarp) gemv(const T* x, const
     }
   };
 
+  // The first weight vectors depend on no earlier kernel: in a chained launch they stream in while the kernels before
+  // this one (the norm, attention) finish. Only x waits.
   int v = lane;
-  for (; v + (kUnroll - 1) * kWarp < vectors; v += kUnroll * kWarp) {
-    uint4 raw[kUnroll];
+  uint4 raw[kUnroll];
+  if (v + (kUnroll - 1) * kWarp < vectors) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) raw[u] = load_streaming(wr + v + u * kWarp);
+  }
+  mlnode::wait_for_prior_grids();
+  for (; v + (kUnroll - 1) * kWarp < vectors; v += kUnroll * kWarp) {
+    if (v != lane) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) raw[u] = load_streaming(wr + v + u * kWarp);
+    }
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) accumulate(raw[u], v + u * kWarp);
   }
@@ -60,9 +70,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarp) gemv(const T* x, const
 }
 
 template <typename T, int kRows>
-void launch(const void* x, const void* w, const void* bias, void* y, int n, int k, cudaStream_t s) {
-  gemv<T, kRows><<<(n + kWarpsPerBlock - 1) / kWarpsPerBlock, kWarpsPerBlock * kWarp, 0, s>>>(
-      static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y), n, k);
+cudaError_t launch(const void* x, const void* w, const void* bias, void* y, int n, int k, cudaStream_t s) {
+  return mlnode::launch_chained(gemv<T, kRows>, (n + kWarpsPerBlock - 1) / kWarpsPerBlock, kWarpsPerBlock * kWarp, 0, s,
+                                static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias), static_cast<T*>(y), n, k);
 }
 
 }  // namespace
@@ -83,8 +93,6 @@ MLNODE_API mlnode_status mlnode_gemv(const void* x, const void* w, const void* b
     using T = decltype(zero);
     if (k % mlnode::kPerVector<T> != 0)
       return mlnode::fail(MLNODE_INVALID_ARGUMENT, "gemv: k %d is not a multiple of %d", k, mlnode::kPerVector<T>);
-    if (rows == 1) launch<T, 1>(x, w, bias, y, n, k, s);
-    else launch<T, 2>(x, w, bias, y, n, k, s);
-    return mlnode::check_launch("gemv");
+    return mlnode::check_launch("gemv", rows == 1 ? launch<T, 1>(x, w, bias, y, n, k, s) : launch<T, 2>(x, w, bias, y, n, k, s));
   });
 }

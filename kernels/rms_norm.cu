@@ -19,6 +19,8 @@ __device__ __forceinline__ void write_row(const T* x, const T* __restrict__ w, T
 // Short rows (per-head q/k norms, width ≤ 1024): one warp per row.
 template <typename T>
 __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int width, float eps) {
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const long long row = (long long)blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;
   const int lane = threadIdx.x % kWarp;
@@ -46,6 +48,8 @@ __device__ __forceinline__ float block_sum(float partial_sum) {
 // Hidden-state rows: one block per row; warp partials combined in warp order.
 template <typename T>
 __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int width, float eps) {
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const T* xr = x + (long long)blockIdx.x * width;
   float sum = 0.f;
   // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
@@ -62,6 +66,8 @@ __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w,
 template <typename T>
 __global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ sum_out,
                                    T* __restrict__ y, int width, float eps) {
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const long long offset = (long long)blockIdx.x * width;
   T* sr = sum_out + offset;
   float sum = 0.f;
@@ -90,11 +96,11 @@ MLNODE_API mlnode_status mlnode_rms_norm(const void* x, const void* w, void* y, 
     if (width <= 1024) {
       constexpr int rows_per_block = kBlockThreads / kWarp;
       const long long blocks = (rows + rows_per_block - 1) / rows_per_block;
-      rms_norm_warp<<<(unsigned)blocks, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), rows, width, eps);
-    } else {
-      rms_norm_block<<<(unsigned)rows, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y), width, eps);
+      return mlnode::check_launch("rms_norm", mlnode::launch_chained(rms_norm_warp<T>, (unsigned)blocks, kBlockThreads, 0, s, static_cast<const T*>(x),
+                                                                     static_cast<const T*>(w), static_cast<T*>(y), rows, width, eps));
     }
-    return mlnode::check_launch("rms_norm");
+    return mlnode::check_launch("rms_norm", mlnode::launch_chained(rms_norm_block<T>, (unsigned)rows, kBlockThreads, 0, s, static_cast<const T*>(x),
+                                                                   static_cast<const T*>(w), static_cast<T*>(y), width, eps));
   });
 }
 
@@ -109,8 +115,8 @@ MLNODE_API mlnode_status mlnode_add_rms_norm(const void* x, const void* r, const
   auto s = static_cast<cudaStream_t>(stream);
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "add_rms_norm", [&](auto zero) {
     using T = decltype(zero);
-    add_rms_norm_block<<<(unsigned)rows, kBlockThreads, 0, s>>>(static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const T*>(w),
-                                                               static_cast<T*>(sum), static_cast<T*>(y), width, eps);
-    return mlnode::check_launch("add_rms_norm");
+    return mlnode::check_launch("add_rms_norm", mlnode::launch_chained(add_rms_norm_block<T>, (unsigned)rows, kBlockThreads, 0, s,
+                                                                       static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const T*>(w),
+                                                                       static_cast<T*>(sum), static_cast<T*>(y), width, eps));
   });
 }

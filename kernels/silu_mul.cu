@@ -6,6 +6,8 @@ namespace {
 
 template <typename T>
 __global__ void silu_mul(const T* gate_up, T* y, long long total, int width) {
+  mlnode::let_dependents_start();
+  mlnode::wait_for_prior_grids();
   const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= total) return;
   const long long row = i / width, col = i % width;
@@ -26,7 +28,7 @@ MLNODE_API mlnode_status mlnode_silu_mul(const void* gate_up, void* y, int64_t r
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "silu_mul", [&](auto zero) {
     using T = decltype(zero);
     constexpr int threads = 256;
-    silu_mul<<<(unsigned)((total + threads - 1) / threads), threads, 0, s>>>(static_cast<const T*>(gate_up), static_cast<T*>(y), total, width);
-    return mlnode::check_launch("silu_mul");
+    return mlnode::check_launch("silu_mul", mlnode::launch_chained(silu_mul<T>, (unsigned)((total + threads - 1) / threads), threads, 0, s,
+                                                                   static_cast<const T*>(gate_up), static_cast<T*>(y), total, width));
   });
 }

@@ -4,6 +4,9 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -18,6 +21,15 @@ inline mlnode_status check_launch(const char* kernel) {
   cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) return fail(MLNODE_CUDA_ERROR, "%s: %s", kernel, cudaGetErrorString(error));
   return MLNODE_OK;
+}
+
+// The status of a launch made through cudaLaunchKernelEx (launch_chained), which reports its own error.
+inline mlnode_status check_launch(const char* kernel, cudaError_t launched) {
+  if (launched != cudaSuccess) {
+    cudaGetLastError();
+    return fail(MLNODE_CUDA_ERROR, "%s: %s", kernel, cudaGetErrorString(launched));
+  }
+  return check_launch(kernel);
 }
 
 template <typename T> __device__ __forceinline__ float load_float(const T* p, long long i);
@@ -100,6 +112,57 @@ mlnode_status resident_blocks(const char* what, int threads, int shared, int& bl
   blocks = sms * per_sm;
   if (device < kMaxDevices) known[device].store(blocks, std::memory_order_relaxed);
   return MLNODE_OK;
+}
+
+// Programmatic dependent launch (Hopper and newer). A decode step is a chain of small kernels, each waiting for the
+// one before; launched chained, a kernel's blocks start while its predecessor finishes and read what no kernel writes
+// (a GEMV's first weights) before they wait. Rules for a chained kernel: it calls wait_for_prior_grids() before it reads
+// anything an earlier kernel wrote and before it writes anything, and let_dependents_start() once its own blocks are
+// all placed (at its start: its successors then wait on the SMs this kernel leaves free). The wait returns when the
+// predecessor has completed and its writes are visible; each chained kernel waits, so everything before it has too.
+__device__ __forceinline__ void wait_for_prior_grids() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void let_dependents_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// Whether chained launches overlap on the current device: compute capability 9 or newer, unless MLNODE_PDL=0 (for
+// measuring what the overlap is worth). Elsewhere a chained launch is a plain one.
+inline bool chained_launches() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> known[kMaxDevices];  // 0 unknown, 1 no, 2 yes
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device >= kMaxDevices) return false;
+  int state = known[device].load(std::memory_order_relaxed);
+  if (state == 0) {
+    int major = 0;
+    const char* setting = std::getenv("MLNODE_PDL");
+    const bool off = setting != nullptr && std::strcmp(setting, "0") == 0;
+    state = !off && cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess && major >= 9 ? 2 : 1;
+    known[device].store(state, std::memory_order_relaxed);
+  }
+  return state == 2;
+}
+
+// Launches `kernel` so that it may start while the kernel before it in `stream` finishes (see wait_for_prior_grids).
+template <typename... Params, typename... Args>
+cudaError_t launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute overlap[1];
+  overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  config.attrs = overlap;
+  config.numAttrs = chained_launches() ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
 // Calls f(T{}) with T the CUDA type of a floating dtype (the argument only carries the type); others are unsupported.
