@@ -12,7 +12,7 @@ namespace {
 thread_local char last_error[1024] = "";
 }
 
-MLNODE_API int32_t mlnode_abi_version(void) { return 5; }
+MLNODE_API int32_t mlnode_abi_version(void) { return 6; }
 
 MLNODE_API const char* mlnode_last_error(void) { return last_error; }
 

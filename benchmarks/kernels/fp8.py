@@ -7,6 +7,12 @@
   flops = 2·M·in·out; bytes (the fused kernel) = out·in fp8 + scales + M·(in + out) bf16.
 - THRESHOLD lines: per shape, the largest M up to which the fused kernel beats dequantise + F.linear; the
   smallest of them is the value for Fp8BlockWeight.FusedMaxRows.
+- fp8_linear_mma (kernels/fp8_linear_mma.cu, M in MMA_ROWS): the tensor-core kernel against F.linear with a bf16
+  weight, both timed as CUDA graph replays (native.time_graph_ms: at a few microseconds per call the host's launch
+  cost would otherwise be what is timed); bytes = out·in fp8 + scales + M·(in + out) bf16 for the HBM fraction.
+  Checked against torch's dequantise-then-matmul in float32 (max abs error, and relative to max |x·Wᵀ|) and for
+  identical bits over two calls. MMA lines per shape: the M at which it beats bf16 F.linear and the fused kernel
+  (the fused one timed the same way), for Fp8BlockWeight.MmaMinRows / MmaMaxRows.
 - fp8_lt_gemm (Hopper with cuBLAS >= 12.9, M in LT_ROWS): x quantised per (row, 128-column group) plus cuBLASLt's
   block-scaled FP8 GEMM, timed together, against F.linear with a bf16 weight; flops = 2·M·in·out, and a line with the
   fraction of the FP8 tensor-core peak. Checked: the quantisation bit for bit against torch (amax / 448, then
@@ -25,8 +31,9 @@ import native  # noqa: E402
 BLOCK = 128
 # (out, in) of one linear: Qwen3-8B MLP up/gate and down, its LM head; Qwen3-235B-A22B attention q and one expert.
 SHAPES = [(12288, 4096), (4096, 12288), (151936, 4096), (8192, 4096), (1536, 4096), (4096, 1536)]
-ROWS = [1, 2, 4, 8, 16, 64, 512, 4096]
+ROWS = [1, 2, 4, 8, 16, 32, 64, 512, 4096]
 LT_ROWS = [16, 64, 512, 4096]
+MMA_ROWS = [2, 4, 8, 16, 32, 64]
 
 lib = native.library()
 lib.mlnode_fp8_dequantize.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int32,
@@ -39,6 +46,11 @@ lib.mlnode_fp8_quantize_groups.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctyp
 lib.mlnode_fp8_block_gemm_available.argtypes = [ctypes.c_int32]
 lib.mlnode_fp8_block_gemm.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                       ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int32, ctypes.c_void_p]
+lib.mlnode_fp8_linear_mma_available.argtypes = [ctypes.c_int32]
+lib.mlnode_fp8_linear_mma_scratch_bytes.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+lib.mlnode_fp8_linear_mma.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                                      ctypes.c_int64, ctypes.c_int32, ctypes.c_int32, ctypes.c_void_p, ctypes.c_int32,
+                                      ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
 MAX_ROWS = lib.mlnode_fp8_linear_max_rows()
 
 
@@ -50,6 +62,45 @@ def dequantize(w, s, out):
 def fused(x, w, s, y):
     native.check(lib, lib.mlnode_fp8_linear(native.ptr(x), native.ptr(w), native.ptr(s), x.shape[0], w.shape[1], w.shape[0],
                                             BLOCK, BLOCK, native.ptr(y), native.DTYPE[y.dtype], native.stream()), "mlnode_fp8_linear")
+
+
+def mma_scratch(m, inp, out):
+    """The scratch mlnode_fp8_linear_mma asks for these shapes on this GPU (None when it does not split k)."""
+    size = ctypes.c_int64()
+    native.check(lib, lib.mlnode_fp8_linear_mma_scratch_bytes(m, inp, out, ctypes.byref(size)), "mlnode_fp8_linear_mma_scratch_bytes")
+    return torch.empty(size.value, dtype=torch.uint8, device="cuda") if size.value else None
+
+
+def linear_mma(x, w, s, y, scratch):
+    native.check(lib, lib.mlnode_fp8_linear_mma(native.ptr(x), native.ptr(w), native.ptr(s), x.shape[0], w.shape[1], w.shape[0],
+                                                BLOCK, BLOCK, native.ptr(y), native.DTYPE[y.dtype],
+                                                None if scratch is None else native.ptr(scratch),
+                                                0 if scratch is None else scratch.numel(), native.stream()),
+                 "mlnode_fp8_linear_mma")
+
+
+def mma_rows(m, inp, out, w, s, weight_f32, dense, x, shape):
+    """Checks and times the tensor-core kernel for m rows of x against F.linear with the bf16 weight `dense`; returns
+    (ours, bf16 F.linear, fused or None) in ms."""
+    scratch = mma_scratch(m, inp, out)
+    y = torch.empty(m, out, dtype=torch.bfloat16, device="cuda")
+    linear_mma(x, w, s, y, scratch)
+    exact = x.float() @ weight_f32.t()
+    error = (y.float() - exact).abs().max().item()
+    relative = error / exact.abs().max().item()
+    print(f"mma {shape} M={m}: max |y - x·Wᵀ| = {error:.3e}, / max |x·Wᵀ| = {relative:.2e} (torch: dequantise, float32 matmul)",
+          flush=True)
+    assert relative < 2 ** -7, "tensor-core FP8 linear disagrees with the float32 product beyond bf16 rounding"
+    again = torch.empty_like(y)
+    linear_mma(x, w, s, again, scratch)
+    assert torch.equal(y.view(torch.int16), again.view(torch.int16)), "two identical calls gave different bits"
+
+    ours_ms = native.time_graph_ms(lambda: linear_mma(x, w, s, y, scratch))
+    bf16_ms = native.time_graph_ms(lambda: F.linear(x, dense))
+    fused_ms = native.time_graph_ms(lambda: fused(x, w, s, y)) if m <= MAX_ROWS else None
+    native.report("fp8_linear_mma", f"{shape} M={m}", ours_ms, bf16_ms,
+                  bytes_moved=out * inp + s.numel() * 4 + m * (inp + out) * 2, flops=2 * m * inp * out)
+    return ours_ms, bf16_ms, fused_ms
 
 
 def quantize_groups(x, q, scales):
@@ -118,6 +169,9 @@ def main():
     lt_available = lib.mlnode_fp8_block_gemm_available(torch.cuda.current_device()) == 0
     if not lt_available:
         print(f"fp8_lt_gemm skipped: {lib.mlnode_last_error().decode()}", flush=True)
+    mma_available = lib.mlnode_fp8_linear_mma_available(torch.cuda.current_device()) == 0
+    if not mma_available:
+        print(f"fp8_linear_mma skipped: {lib.mlnode_last_error().decode()}", flush=True)
     for out, inp in SHAPES:
         shape = f"[{inp}->{out}]"
         w, s = random_fp8(out, inp)
@@ -137,6 +191,7 @@ def main():
 
         weight_f32 = None
         fused_wins = []
+        mma_times = []
         for m in ROWS:
             x = torch.randn(m, inp, dtype=torch.bfloat16, device="cuda")
             flops = 2 * m * inp * out
@@ -149,10 +204,13 @@ def main():
 
             dense_ms = native.time_ms(dequantize_matmul)
             native.report("fp8_dequantize_matmul", f"{shape} M={m}", dense_ms, bf16_ms, flops=flops)
-            if lt_available and m in LT_ROWS:
+            if (lt_available and m in LT_ROWS) or (mma_available and m in MMA_ROWS):
                 if weight_f32 is None:
                     weight_f32 = w.view(torch.float8_e4m3fn).float() * expanded
+            if lt_available and m in LT_ROWS:
                 lt_gemm_rows(m, inp, out, w, s, weight_f32, x, bf16_ms, shape)
+            if mma_available and m in MMA_ROWS:
+                mma_times.append((m, *mma_rows(m, inp, out, w, s, weight_f32, dense, x, shape)))
             if m > MAX_ROWS:
                 continue
             y = torch.empty(m, out, dtype=torch.bfloat16, device="cuda")
@@ -171,6 +229,11 @@ def main():
                 break
             threshold = m
         print(f"THRESHOLD {shape}: fused beats dequantise + F.linear up to M = {threshold}", flush=True)
+        if mma_times:
+            over_bf16 = ", ".join(f"{m}: {bf16 / ours:.2f}x" for m, ours, bf16, _ in mma_times)
+            over_fused = ", ".join(f"{m}: {fused_ms / ours:.2f}x" for m, ours, _, fused_ms in mma_times if fused_ms is not None)
+            print(f"MMA {shape}: tensor-core kernel over bf16 F.linear at M = {over_bf16}; over the fused kernel at M = {over_fused}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,11 @@ using static TorchSharp.torch;
 namespace MLNode.Gpu.Tests;
 
 /// <summary>
-/// The FP8 kernels (kernels/fp8_gemm.cu, kernels/fp8_block_gemm.cu) against their references: dequantisation bit for
-/// bit with <see cref="Fp8BlockDequantizer"/> and activation quantisation with <see cref="Fp8GroupQuantizer"/>; the
-/// fused GEMM, the block-scaled cuBLASLt GEMM and the FP8 <see cref="Linear"/> within bounds derived from their
-/// accumulation and the final rounding (see <see cref="AssertWithinBound"/>).
+/// The FP8 kernels (kernels/fp8_gemm.cu, kernels/fp8_linear_mma.cu, kernels/fp8_block_gemm.cu) against their references:
+/// dequantisation bit for bit with <see cref="Fp8BlockDequantizer"/> and activation quantisation with
+/// <see cref="Fp8GroupQuantizer"/>; the fused GEMM, the tensor-core linear, the block-scaled cuBLASLt GEMM and the FP8
+/// <see cref="Linear"/> within bounds derived from their accumulation and the final rounding (see
+/// <see cref="AssertWithinBound"/>).
 /// </summary>
 public sealed class Fp8Tests : IDisposable
 {
@@ -88,6 +89,96 @@ public sealed class Fp8Tests : IDisposable
             empty([rows, 64], ScalarType.BFloat16, cuda)));
         Assert.Contains($"m {rows} is outside", error.Message);
         Assert.True(Fp8BlockWeight.FusedMaxRows <= NativeKernels.Fp8LinearMaxRows);
+    }
+
+    public static TheoryData<int, int, int, int, int, ScalarType> MmaCases
+    {
+        get
+        {
+            // out = 301: three 128-feature tiles, the last partial and not a multiple of 16; in = 1152: 9 k blocks, so
+            // the grid splits k (unevenly) on any GPU of more than a few SMs and the reduction pass runs.
+            var cases = new TheoryData<int, int, int, int, int, ScalarType>();
+            foreach (var m in new[] { 2, 8, 9, 16, 33, 64 }) // 8-, 16- and 64-row tiles, with and without padding rows
+            {
+                cases.Add(m, 301, 1152, 128, 128, ScalarType.BFloat16);
+                cases.Add(m, 301, 1152, 128, 128, ScalarType.Float16);
+            }
+            cases.Add(64, 256, 384, 128, 128, ScalarType.BFloat16); // partials would cost more than they save: y in one launch
+            cases.Add(9, 200, 512, 64, 256, ScalarType.BFloat16);   // scale blocks of 64 rows × 256 columns
+            return cases;
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(MmaCases))]
+    public void Mma_linear_matches_the_product_of_the_dequantised_weight(
+        int m, int outFeatures, int inFeatures, int blockRows, int blockCols, ScalarType dtype)
+    {
+        var cuda = Gpu.Require();
+        var (available, reason) = NativeKernels.Fp8LinearMmaSupport(cuda);
+        if (!available) Assert.Skip($"no tensor-core FP8 linear here: {reason}");
+        using var scope = NewDisposeScope();
+        var (bits, scales) = RandomFp8(outFeatures, inFeatures, seed: m * 31 + inFeatures, withNaN: false, blockRows, blockCols);
+        if (dtype == ScalarType.Float16) // y inside float16's normal range: scales of 2⁻¹¹…2⁻⁸, a different one per block
+            scales = scales.Select((_, i) => MathF.ScaleB(1 + i % 7 / 8f, -8 - i % 4)).ToArray();
+        var x = randn([m, inFeatures], generator: new Generator((ulong)m)).to_type(dtype);
+        var dense = Fp8BlockDequantizer.ToTensor(bits, scales, outFeatures, inFeatures, ScalarType.Float32, blockRows: blockRows, blockCols: blockCols);
+        var weight = Bits(bits, outFeatures, inFeatures, cuda);
+        var scaleInv = Scales(scales, outFeatures, inFeatures, cuda, blockRows, blockCols);
+        var y = full([m, outFeatures], float.NaN, dtype, cuda); // every output must be written
+
+        NativeKernels.Fp8LinearMma(x.to(cuda), weight, scaleInv, blockRows, blockCols, y);
+
+        AssertWithinBound(x, dense, null, y, Unit(dtype), MmaSumError(inFeatures), "tensor-core FP8 linear");
+        // Nodes must agree bit for bit: the k splits are added in a fixed order, so the same call gives the same bits.
+        var again = full([m, outFeatures], float.NaN, dtype, cuda);
+        NativeKernels.Fp8LinearMma(x.to(cuda), weight, scaleInv, blockRows, blockCols, again);
+        Assert.True((y == again).all().item<bool>(), "a second identical tensor-core FP8 linear gave different bits");
+    }
+
+    [Fact]
+    public void Mma_linear_refuses_what_it_does_not_take()
+    {
+        var cuda = Gpu.Require();
+        var (available, reason) = NativeKernels.Fp8LinearMmaSupport(cuda);
+        if (!available) Assert.Skip($"no tensor-core FP8 linear here: {reason}");
+        using var scope = NewDisposeScope();
+        Assert.Equal(Fp8BlockWeight.MmaMaxRows, NativeKernels.Fp8LinearMmaMaxRows);
+
+        void Call(int rows, int inFeatures, ScalarType dtype, string expected)
+        {
+            var error = Assert.Throws<NativeKernelException>(() => NativeKernels.Fp8LinearMma(
+                zeros([rows, inFeatures], dtype, cuda), zeros([64, inFeatures], ScalarType.Byte, cuda),
+                ones([1, Fp8BlockDequantizer.ScaleBlocks(inFeatures, 128)], device: cuda), 128, 128, empty([rows, 64], dtype, cuda)));
+            Assert.Contains(expected, error.Message);
+        }
+
+        var tooMany = NativeKernels.Fp8LinearMmaMaxRows + 1;
+        Call(tooMany, 128, ScalarType.BFloat16, $"m {tooMany} is outside");
+        Call(2, 1040, ScalarType.BFloat16, "in_features 1040 is not a positive multiple of 128");
+        Call(2, 128, ScalarType.Float32, "neither F16 nor BF16");
+    }
+
+    [Fact]
+    public void Fp8_linear_takes_the_tensor_core_kernel_for_two_to_64_rows()
+    {
+        var cuda = Gpu.Require();
+        var (available, reason) = NativeKernels.Fp8LinearMmaSupport(cuda);
+        if (!available) Assert.Skip($"no tensor-core FP8 linear here: {reason}");
+        using var scope = NewDisposeScope();
+        const int Out = 272, In = 512;
+        var (bits, scales) = RandomFp8(Out, In, seed: 21, withNaN: false);
+        var weight = new Fp8BlockWeight(Bits(bits, Out, In, cuda), Scales(scales, Out, In, cuda));
+        foreach (var rows in new[] { Fp8BlockWeight.MmaMinRows, 40, Fp8BlockWeight.MmaMaxRows })
+        {
+            var x = randn([1, rows, In], generator: new Generator((ulong)rows)).to_type(ScalarType.BFloat16).to(cuda);
+
+            var y = weight.Linear(x, null);
+
+            var direct = empty([rows, Out], ScalarType.BFloat16, cuda);
+            NativeKernels.Fp8LinearMma(x.view(rows, In), weight.Bits, weight.ScaleInv, 128, 128, direct);
+            Assert.True((y[0] == direct).all().item<bool>(), $"{rows} rows: Fp8BlockWeight.Linear differs from the tensor-core kernel's bits");
+        }
     }
 
     public static TheoryData<int, int, ScalarType> QuantizeCases => new()
@@ -183,7 +274,7 @@ public sealed class Fp8Tests : IDisposable
         var (available, reason) = NativeKernels.Fp8BlockGemmSupport(cuda);
         if (!available) Assert.Skip($"no block-scaled FP8 GEMM here: {reason}");
         using var scope = NewDisposeScope();
-        const int Out = 256, In = 1024, Rows = 37; // past FusedMaxRows; 37 rows pad to 40
+        const int Out = 256, In = 1024, Rows = 69; // past MmaMaxRows (64); 69 rows pad to 72
         var (bits, scales) = RandomFp8(Out, In, seed: 11, withNaN: false);
         var weight = new Fp8BlockWeight(Bits(bits, Out, In, cuda), Scales(scales, Out, In, cuda));
         var x = Activations(Rows, In, seed: 12, ScalarType.BFloat16);
@@ -197,7 +288,7 @@ public sealed class Fp8Tests : IDisposable
         var xScales = new float[Fp8GroupQuantizer.Groups(In) * padded];
         Fp8GroupQuantizer.Quantize(x.to_type(ScalarType.Float32).data<float>().ToArray(), Rows, In, padded, codes, xScales);
         var (x64, w64) = QuantisedOperands(tensor(codes, [padded, In]), tensor(xScales, [Fp8GroupQuantizer.Groups(In), padded]), bits, scales, Out, In);
-        AssertWithinBound(x64[..Rows], w64, bias, y[0], Unit(ScalarType.BFloat16), BlockScaledSumError(In, ScalarType.BFloat16), "FP8 linear, 37 rows");
+        AssertWithinBound(x64[..Rows], w64, bias, y[0], Unit(ScalarType.BFloat16), BlockScaledSumError(In, ScalarType.BFloat16), $"FP8 linear, {Rows} rows");
     }
 
     [Fact]
@@ -242,6 +333,16 @@ public sealed class Fp8Tests : IDisposable
     /// </summary>
     private static void AssertWithinProductBound(Tensor x, Tensor w, Tensor? bias, Tensor y, ScalarType dtype, string what) =>
         AssertWithinBound(x, w, bias, y, Unit(dtype), 2 * Unit(dtype) + (x.shape[1] + 1) * Math.Pow(2, -24), what);
+
+    /// <summary>
+    /// The sum term of the tensor-core linear's bound, against x times the float32 dequantised W: that W rounds each
+    /// E4M3 value × scale once (2⁻²⁴), while the kernel keeps both exact. The products of a bf16/f16 x and an E4M3 value
+    /// are exact in float32; the tensor cores add them in float32 but align to the largest exponent and may truncate
+    /// (Fasi et al., "Numerical behavior of NVIDIA tensor cores", 2021), so each addition is taken as 2⁻²³ rather than
+    /// 2⁻²⁴, and doubled to 2⁻²² for γₙ's 1/(1 − nu) and the multi-term adder. Along any path to an output there are
+    /// fewer than in + in/64 + 2 additions: in within the 128-column blocks, one scaled fmaf per block, one per k split.
+    /// </summary>
+    private static double MmaSumError(int inFeatures) => Math.Pow(2, -24) + (inFeatures + inFeatures / 64 + 2) * Math.Pow(2, -22);
 
     /// <summary>
     /// The sum term of the block-scaled FP8 GEMM's bound, against the product of the quantised x and W: Hopper's FP8
@@ -314,14 +415,14 @@ public sealed class Fp8Tests : IDisposable
 
     private static Tensor Bits(byte[] bits, int rows, int cols, Device device) => tensor(bits, [rows, cols]).to(device);
 
-    private static Tensor Scales(float[] scales, int rows, int cols, Device device) =>
-        tensor(scales, [Fp8BlockDequantizer.ScaleBlocks(rows, 128), Fp8BlockDequantizer.ScaleBlocks(cols, 128)]).to(device);
+    private static Tensor Scales(float[] scales, int rows, int cols, Device device, int blockRows = 128, int blockCols = 128) =>
+        tensor(scales, [Fp8BlockDequantizer.ScaleBlocks(rows, blockRows), Fp8BlockDequantizer.ScaleBlocks(cols, blockCols)]).to(device);
 
     /// <summary>
-    /// Random E4M3 bytes (every code, NaN included when asked; otherwise NaN codes become zero) and block scales
-    /// spread over 2⁻²⁰…2⁴, the first one tiny enough (2⁻¹³⁰) that products fall below float32's normal range.
+    /// Random E4M3 bytes (every code, NaN included when asked; otherwise NaN codes become zero) and the scales of its
+    /// blockRows × blockCols blocks, spread over 2⁻²⁰…2⁴, the first one tiny enough (2⁻¹³⁰) that products fall below float32's normal range.
     /// </summary>
-    private static (byte[] Bits, float[] Scales) RandomFp8(int rows, int cols, int seed, bool withNaN)
+    private static (byte[] Bits, float[] Scales) RandomFp8(int rows, int cols, int seed, bool withNaN, int blockRows = 128, int blockCols = 128)
     {
         var random = new Random(seed);
         var bits = new byte[rows * cols];
@@ -331,7 +432,7 @@ public sealed class Fp8Tests : IDisposable
             for (var i = 0; i < bits.Length; i++)
                 if ((bits[i] & 0x7F) == 0x7F) bits[i] = 0;
         }
-        var scales = new float[Fp8BlockDequantizer.ScaleBlocks(rows, 128) * Fp8BlockDequantizer.ScaleBlocks(cols, 128)];
+        var scales = new float[Fp8BlockDequantizer.ScaleBlocks(rows, blockRows) * Fp8BlockDequantizer.ScaleBlocks(cols, blockCols)];
         for (var i = 0; i < scales.Length; i++)
             scales[i] = (float)((1 + random.NextDouble()) * Math.Pow(2, random.Next(-20, 4)));
         if (withNaN) scales[0] = MathF.ScaleB(1.5f, -130);

@@ -8,7 +8,9 @@ namespace MLNode.Runtime.Native;
 
 /// <summary>
 /// Block-scaled FP8 E4M3 weights (<c>kernels/fp8_gemm.cu</c>): dequantisation, bit-exact with
-/// <see cref="Fp8BlockDequantizer"/>, and y = x·Wᵀ straight from the FP8 bytes for decode-sized batches.
+/// <see cref="Fp8BlockDequantizer"/>, and y = x·Wᵀ straight from the FP8 bytes for decode-sized batches, on CUDA cores
+/// (<see cref="Fp8Linear"/>) or, for bfloat16/float16 x, on tensor cores (<see cref="Fp8LinearMma"/>,
+/// <c>kernels/fp8_linear_mma.cu</c>).
 /// The weight is a Byte tensor [out, in] of E4M3 bits, its scales a float32 grid [ceil(out/blockRows), ceil(in/blockCols)].
 /// For larger batches on Hopper (<c>kernels/fp8_block_gemm.cu</c>): activations quantised per (row, 128-column group),
 /// bit-exact with <see cref="Fp8GroupQuantizer"/>, and the FP8 × FP8 GEMM with cuBLASLt's block scaling.
@@ -42,6 +44,51 @@ public static partial class NativeKernels
             throw new ArgumentException($"y is {y.dtype} [{string.Join(", ", y.shape)}], needs {x.dtype} [{x.shape[0]}, {outFeatures}]", nameof(y));
         Check(mlnode_fp8_linear(Pointer(x), Pointer(weight), Pointer(scaleInv), x.shape[0], inFeatures, outFeatures, blockRows, blockCols,
             Pointer(y), (int)x.dtype, Stream), nameof(mlnode_fp8_linear));
+    }
+
+    /// <summary>The most rows of x <see cref="Fp8LinearMma"/> takes in one call.</summary>
+    public static int Fp8LinearMmaMaxRows => mlnode_fp8_linear_mma_max_rows();
+
+    private static readonly ConcurrentDictionary<int, (bool Available, string Reason)> Fp8LinearMmaDevices = new();
+
+    /// <summary>
+    /// Whether <paramref name="device"/> runs <see cref="Fp8LinearMma"/> (a CUDA device of compute capability 8.0 or
+    /// newer), and if not, why. Fixed for a process. A CUDA device without an index is the current one.
+    /// </summary>
+    public static (bool Available, string Reason) Fp8LinearMmaSupport(Device device)
+    {
+        if (device.type != DeviceType.CUDA) return (false, $"{device} is not a CUDA device");
+        return Fp8LinearMmaDevices.GetOrAdd(device.index, index =>
+        {
+            var status = mlnode_fp8_linear_mma_available(index);
+            if (status == Unsupported) return (false, Marshal.PtrToStringUTF8(mlnode_last_error()) ?? "");
+            Check(status, nameof(mlnode_fp8_linear_mma_available));
+            return (true, "");
+        });
+    }
+
+    /// <summary>
+    /// y [m, out] = x [m, in] · Wᵀ on tensor cores, x and y bfloat16 or float16: W's E4M3 values exactly, float32 sums per
+    /// 128-column block scaled by their scale_inv and added in float32, one rounding to x's dtype; the same bits for the
+    /// same inputs on the same GPU. Takes 1 ≤ m ≤ <see cref="Fp8LinearMmaMaxRows"/>, in and <paramref name="blockCols"/>
+    /// multiples of 128, 16-byte aligned x and weight (see <see cref="IsAligned"/>) and <see cref="Fp8LinearMmaSupport"/>
+    /// on the weight's device.
+    /// </summary>
+    public static void Fp8LinearMma(Tensor x, Tensor weight, Tensor scaleInv, int blockRows, int blockCols, Tensor y)
+    {
+        var (outFeatures, inFeatures) = CheckFp8Weight(weight, scaleInv, blockRows, blockCols);
+        if (x.dim() != 2 || x.shape[1] != inFeatures)
+            throw new ArgumentException($"x has shape [{string.Join(", ", x.shape)}], the weight takes [m, {inFeatures}]", nameof(x));
+        if (!y.shape.SequenceEqual([x.shape[0], outFeatures]) || y.dtype != x.dtype)
+            throw new ArgumentException($"y is {y.dtype} [{string.Join(", ", y.shape)}], needs {x.dtype} [{x.shape[0]}, {outFeatures}]", nameof(y));
+        var rows = x.shape[0];
+        var xPointer = Pointer(x); // makes x's GPU current: the scratch size depends on its SM count
+        Check(mlnode_fp8_linear_mma_scratch_bytes(rows, inFeatures, outFeatures, out var scratchBytes), nameof(mlnode_fp8_linear_mma_scratch_bytes));
+        // The k splits' partial sums, from libtorch's caching allocator: freed with the call, reused by the next.
+        using var scratch = scratchBytes > 0 ? empty([scratchBytes], ScalarType.Byte, x.device) : null;
+        Check(mlnode_fp8_linear_mma(xPointer, Pointer(weight), Pointer(scaleInv), rows, inFeatures, outFeatures, blockRows, blockCols,
+                Pointer(y), (int)x.dtype, scratch is null ? 0 : Pointer(scratch), scratchBytes, Stream),
+            nameof(mlnode_fp8_linear_mma));
     }
 
     private static readonly ConcurrentDictionary<int, (bool Available, string Reason)> Fp8BlockGemmDevices = new();
@@ -137,6 +184,18 @@ public static partial class NativeKernels
     [LibraryImport(LibraryName)]
     private static partial int mlnode_fp8_dequantize(
         nint weight, nint scaleInv, long rows, long cols, int blockRows, int blockCols, nint output, int outputDType, nint stream);
+
+    [LibraryImport(LibraryName)] private static partial int mlnode_fp8_linear_mma_max_rows();
+
+    [LibraryImport(LibraryName)] private static partial int mlnode_fp8_linear_mma_available(int device);
+
+    [LibraryImport(LibraryName)]
+    private static partial int mlnode_fp8_linear_mma_scratch_bytes(long m, long inFeatures, long outFeatures, out long bytes);
+
+    [LibraryImport(LibraryName)]
+    private static partial int mlnode_fp8_linear_mma(
+        nint x, nint weight, nint scaleInv, long m, long inFeatures, long outFeatures, int blockRows, int blockCols, nint y, int dtype,
+        nint scratch, long scratchBytes, nint stream);
 
     [LibraryImport(LibraryName)]
     private static partial int mlnode_fp8_linear(

@@ -20,7 +20,7 @@ public static partial class NativeKernels
 {
     public const string LibraryName = "mlnode_kernels";
     public const string PathVariable = "MLNODE_KERNELS";
-    private const int AbiVersion = 5;
+    private const int AbiVersion = 6;
     private const int Ok = 0;
 
     private static readonly Lazy<(bool Loaded, string Description)> State = new(Probe);
