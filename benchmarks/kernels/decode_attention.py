@@ -1,4 +1,4 @@
-"""Decode-step kernels (kernels/decode_attention.cu, kernels/gemv.cu, kernels/skinny_gemm.cu) against PyTorch on the same inputs, Qwen3-8B shape.
+"""Decode-step kernels (kernels/decode_attention.cu, kernels/gemv.cu) against PyTorch on the same inputs, Qwen3-8B shape.
 
 - decode attention: one query token per sequence (32 query heads over 8 key/value heads, head dim 128, bf16) attending
   to positions 0..p of its KV-cache slot [64 slots, 8, 4352, 128], ours in place against PyTorch's gather of the slots'
@@ -6,7 +6,6 @@
   (36 of them, as a decode step does, so nothing stays in L2) and each side runs as a CUDA graph of 36 calls, so the
   time is GPU time per call without launch overhead.
 - gemv: y = x·Wᵀ for 1 and 2 rows (the most it takes) on the decode step's projections, ours against F.linear (cuBLAS); bytes = W.
-- skinny_gemm: the same products for 4…64 rows (a batched decode step), ours on tensor cores against F.linear.
 
 Run from the repository root: MLNODE_KERNELS=build python3 benchmarks/kernels/decode_attention.py
 """
@@ -86,21 +85,4 @@ for n, k in [(6144, 4096), (4096, 4096), (24576, 4096), (4096, 12288), (151936, 
         diff = (gemv(weights[0]).float() - F.linear(x, weights[0]).float()).abs().max().item()
         print(f"gemv [{rows}x{k}]·[{n}x{k}]ᵀ: max |ours - F.linear| = {diff:.3g}")
         native.report("gemv", f"{rows}x{k} · {n}x{k} bf16", graph_ms([lambda w=w: gemv(w) for w in weights]),
-                      graph_ms([lambda w=w: F.linear(x, w) for w in weights]), bytes_moved=n * k * 2)
-
-    for rows in (4, 8, 16, 32, 64):
-        x = torch.randn(rows, k, device="cuda", dtype=dt)
-        scratch = ctypes.c_int64()
-        native.check(lib, lib.mlnode_skinny_gemm_workspace_bytes(rows, n, k, ctypes.byref(scratch)), "skinny_gemm_workspace_bytes")
-        workspace = torch.empty(max(1, scratch.value), device="cuda", dtype=torch.uint8)
-
-        def skinny(w):
-            y = torch.empty(rows, n, device="cuda", dtype=dt)
-            native.check(lib, lib.mlnode_skinny_gemm(native.ptr(x), native.ptr(w), None, native.ptr(y), rows, n, k, native.DTYPE[dt],
-                                                     native.ptr(workspace), ctypes.c_int64(scratch.value), native.stream()), "skinny_gemm")
-            return y
-
-        diff = (skinny(weights[0]).float() - F.linear(x, weights[0]).float()).abs().max().item()
-        print(f"skinny_gemm [{rows}x{k}]·[{n}x{k}]ᵀ: max |ours - F.linear| = {diff:.3g}")
-        native.report("skinny_gemm", f"{rows}x{k} · {n}x{k} bf16", graph_ms([lambda w=w: skinny(w) for w in weights]),
                       graph_ms([lambda w=w: F.linear(x, w) for w in weights]), bytes_moved=n * k * 2)

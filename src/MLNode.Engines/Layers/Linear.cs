@@ -55,12 +55,7 @@ public class Linear : nn.Module<Tensor, Tensor>
 
     protected Tensor? Bias => bias;
 
-    /// <summary>
-    /// x Wᵀ (+ b) with a dense W: on the GPU, the native GEMV for the one or two rows of a decode step and the tensor-core
-    /// skinny GEMM for a batched step's rows; libtorch's GEMM otherwise.
-    /// </summary>
+    /// <summary>x Wᵀ (+ b) with a dense W: the native GEMV for the few rows of a decode step on the GPU, libtorch's GEMM otherwise.</summary>
     internal static Tensor Dense(Tensor x, Tensor weight, Tensor? bias) =>
-        NativeKernels.GemvFits(x, weight) ? NativeKernels.Gemv(x, weight, bias)
-        : NativeKernels.SkinnyGemmFits(x, weight) ? NativeKernels.SkinnyGemm(x, weight, bias)
-        : nn.functional.linear(x, weight, bias);
+        NativeKernels.GemvFits(x, weight) ? NativeKernels.Gemv(x, weight, bias) : nn.functional.linear(x, weight, bias);
 }

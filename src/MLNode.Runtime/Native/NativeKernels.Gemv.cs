@@ -34,50 +34,7 @@ public static partial class NativeKernels
         return y;
     }
 
-    private static readonly Lazy<int> SkinnyGemmMaxRowsValue = new(mlnode_skinny_gemm_max_rows);
-
-    /// <summary>Most input rows <see cref="SkinnyGemm"/> takes (a batched decode step's).</summary>
-    public static int SkinnyGemmMaxRows => SkinnyGemmMaxRowsValue.Value;
-
-    /// <summary>
-    /// True when <see cref="SkinnyGemm"/> can compute <c>x·Wᵀ</c>: a GPU, more rows than <see cref="Gemv"/> takes and at most
-    /// <see cref="SkinnyGemmMaxRows"/>, bf16 or fp16, K a multiple of 64.
-    /// </summary>
-    public static bool SkinnyGemmFits(Tensor x, Tensor weight) =>
-        Handles(x) && x.dtype == weight.dtype && x.dtype is ScalarType.BFloat16 or ScalarType.Float16 && weight.is_contiguous()
-        && x.shape[^1] == weight.shape[1] && x.shape[^1] % 64 == 0
-        && x.numel() / x.shape[^1] is var rows && rows > GemvMaxRows && rows <= SkinnyGemmMaxRows;
-
-    /// <summary>
-    /// <c>x·Wᵀ (+ b)</c> for the rows of a batched decode step on tensor cores, streaming the weights once (kernels/skinny_gemm.cu);
-    /// a row's result does not depend on the rows beside it. Returns [..., N].
-    /// </summary>
-    public static Tensor SkinnyGemm(Tensor x, Tensor weight, Tensor? bias)
-    {
-        if (!SkinnyGemmFits(x, weight))
-            throw new ArgumentException($"skinny_gemm takes {GemvMaxRows + 1}…{SkinnyGemmMaxRows} rows of bf16 or fp16 with K a multiple of 64; " +
-                $"got x [{string.Join(", ", x.shape)}] of {x.dtype}, W [{string.Join(", ", weight.shape)}] of {weight.dtype}", nameof(x));
-        var (n, k) = (weight.shape[0], weight.shape[1]);
-        if (bias is not null && (bias.dtype != x.dtype || bias.numel() != n))
-            throw new ArgumentException($"bias must be [{n}] of {x.dtype}", nameof(bias));
-        var input = x.contiguous();
-        var rows = checked((int)(x.numel() / k));
-        var y = empty([.. x.shape[..^1], n], x.dtype, x.device);
-        var pointers = (x: Pointer(input), w: Pointer(weight), y: Pointer(y));
-        Check(mlnode_skinny_gemm_workspace_bytes(rows, checked((int)n), checked((int)k), out var bytes), nameof(mlnode_skinny_gemm_workspace_bytes));
-        // The K splits' float32 partials, from libtorch's caching allocator: freed with the call, reused by the next.
-        using var workspace = bytes == 0 ? null : empty([bytes], ScalarType.Byte, x.device);
-        Check(mlnode_skinny_gemm(pointers.x, pointers.w, bias is null ? 0 : Pointer(bias), pointers.y, rows, checked((int)n), checked((int)k), (int)x.dtype,
-            workspace is null ? 0 : Pointer(workspace), bytes, Stream), nameof(mlnode_skinny_gemm));
-        return y;
-    }
-
     [LibraryImport(LibraryName)] private static partial int mlnode_gemv_max_rows();
-    [LibraryImport(LibraryName)] private static partial int mlnode_skinny_gemm_max_rows();
-    [LibraryImport(LibraryName)] private static partial int mlnode_skinny_gemm_workspace_bytes(int rows, int n, int k, out long bytes);
-
-    [LibraryImport(LibraryName)]
-    private static partial int mlnode_skinny_gemm(nint x, nint w, nint bias, nint y, int rows, int n, int k, int dtype, nint workspace, long workspaceBytes, nint stream);
 
     [LibraryImport(LibraryName)]
     private static partial int mlnode_gemv(nint x, nint w, nint bias, nint y, int rows, int n, int k, int dtype, nint stream);
