@@ -209,7 +209,8 @@ public sealed class LlmExecutor(ModelCard card, RankThreads<LlmRank> ranks, Byte
             using var scope = torch.NewDisposeScope();
             var ids = prompt.Concat(completion).Select(t => (long)t).ToArray();
             var logits = Ranks.RunLast(r => r.LogitsOf(ids));
-            return completion.Select((token, i) => TokenSampler.Next(logits[prompt.Count - 1 + i], sampling, i, token)).ToList();
+            return TokenSampler.NextBatch(logits.narrow(0, prompt.Count - 1, completion.Count), [.. Enumerable.Repeat(sampling, completion.Count)],
+                [.. Enumerable.Range(0, completion.Count)], [.. completion.Select(token => (int?)token)]);
         }, ct);
 
     public async ValueTask DisposeAsync()

@@ -153,15 +153,15 @@ public sealed class LlmGenerator : IAsyncDisposable
     }
 
     /// <summary>
-    /// One decode step of <paramref name="batch"/>. When every row is greedy or replayed (the device knows its token) and
-    /// one rank holds the model, the step is queued from the previous step's tokens still on the device, and the host
-    /// emits that previous step's tokens while the GPU runs this one: the GPU does not idle while the host samples and
-    /// emits. A row the token in flight is certain to end (its budget, its replay, the context) is not stepped again;
-    /// one that a stop token ends has its extra step discarded. A batch with a sampled row steps one at a time.
+    /// One decode step of <paramref name="batch"/>. With one rank holding the model, the step is queued from the previous
+    /// step's tokens still on the device, and the host emits that previous step's tokens while the GPU runs this one: the
+    /// GPU does not idle while the host reads and emits. A row the token in flight is certain to end (its budget, its
+    /// replay, the context) is not stepped again; one that a stop token ends has its extra step discarded. Tensor-parallel
+    /// ranks step one at a time (each rank takes the tokens from the host).
     /// </summary>
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
-        var ahead = _ranks.Ranks.Count == 1 && batch.All(s => s.Request.Sampling.Greedy);
+        var ahead = _ranks.Ranks.Count == 1;
         if (!ahead)
         {
             EmitInFlight();
@@ -171,16 +171,16 @@ public sealed class LlmGenerator : IAsyncDisposable
         using var scope = NewDisposeScope();
         var started = Stopwatch.GetTimestamp();
         Tensor? logits = null;
-        GreedyTokens? tokens = null;
+        StepTokens? tokens = null;
         if (rows.Count > 0)
         {
             var slots = rows.Select(s => (long)s.Slot).ToArray();
             var positions = rows.Select(s => (long)(s.Request.Prompt.Count + s.Tokens.Count - 1 + Pending(s))).ToArray();
             var ids = InputIds(rows);
             logits = _ranks.RunLast(r => r.Decode(ids, slots, positions));
-            var forced = rows.Select(s => s.Request.Enforced is { } e ? e[s.Tokens.Count + Pending(s)] : -1L).ToArray();
             if (ahead)
-                tokens = GreedyTokens.Launch(logits, Math.Max(1, rows.Max(s => s.Request.Sampling.TopLogprobs)), PinnedUpload.Int64(forced, logits.device));
+                tokens = StepTokens.Launch(logits, [.. rows.Select(s => s.Request.Sampling)], [.. rows.Select(s => s.Tokens.Count + Pending(s))],
+                    [.. rows.Select(s => s.Request.Enforced is { } e ? e[s.Tokens.Count + Pending(s)] : (int?)null)]);
         }
         var launched = Stopwatch.GetTimestamp();
         if (ahead) EmitInFlight();
@@ -194,7 +194,7 @@ public sealed class LlmGenerator : IAsyncDisposable
     }
 
     /// <summary>A decode step queued on the device whose tokens the host has not emitted yet.</summary>
-    private sealed record StepInFlight(IReadOnlyList<Sequence> Batch, GreedyTokens Tokens);
+    private sealed record StepInFlight(IReadOnlyList<Sequence> Batch, StepTokens Tokens);
 
     private StepInFlight? _inFlight;
 
@@ -212,7 +212,9 @@ public sealed class LlmGenerator : IAsyncDisposable
         var carried = from.Length == next.shape[0] && from.Select((row, i) => row == i).All(same => same)
             ? next
             : next.index_select(0, PinnedUpload.Int64(from, next.device));
-        return emitted.All(id => id < 0) ? carried : where(PinnedUpload.Int64(emitted, next.device) < 0, carried, PinnedUpload.Int64(emitted, next.device));
+        if (emitted.All(id => id < 0)) return carried;
+        var known = PinnedUpload.Int64(emitted, next.device);
+        return where(known < 0, carried, known);
     }
 
     /// <summary>Emits the tokens of the step in flight (waiting for their copy); rows ended meanwhile discard theirs.</summary>
@@ -225,7 +227,7 @@ public sealed class LlmGenerator : IAsyncDisposable
             foreach (var s in step.Batch) s.InFlightRow = -1;
             var live = step.Batch.Where(s => !s.Done).ToList();
             if (live.Count == 0) return;
-            var tokens = step.Tokens.Read([.. step.Batch.Select(s => s.Request.Sampling.TopLogprobs)]);
+            var tokens = step.Tokens.Read();
             for (var i = 0; i < step.Batch.Count; i++)
                 if (!step.Batch[i].Done) Emit(step.Batch[i], tokens[i]);
         }

@@ -81,6 +81,74 @@ public sealed class BatchLogprobsTests
         Assert.Equal(a32.data<long>().ToArray(), argmax.data<long>().ToArray());
     }
 
+    [Fact]
+    public void Sampled_rows_of_a_batch_follow_the_one_row_definition_of_the_fork_sampler()
+    {
+        // Every mask alone and together, both logprob modes, a replayed row and a greedy row in the same batch: each row
+        // against a one-row oracle written with scalar ops and a sequential float64 inverse CDF. Same CPU kernels on both
+        // sides, so the logprobs agree to float32 rounding (1e-6) and the tokens exactly.
+        using var scope = NewDisposeScope();
+        var p = new[]
+        {
+            new SamplingParams(Temperature: 0.7, Seed: 1, TopLogprobs: 5),
+            new SamplingParams(Temperature: 1.0, TopK: 3, Seed: 2, TopLogprobs: 6),
+            new SamplingParams(Temperature: 1.3, TopP: 0.6, Seed: 3, TopLogprobs: 4),
+            new SamplingParams(Temperature: 0.9, MinP: 0.05, Seed: 4, TopLogprobs: 3),
+            new SamplingParams(Temperature: 0.8, TopK: 40, TopP: 0.9, MinP: 0.01, Seed: 5, TopLogprobs: 20, Mode: LogprobsMode.Raw),
+            new SamplingParams(Temperature: 0, TopLogprobs: 2),
+            new SamplingParams(Temperature: 0.5, TopK: 2, Seed: 6, TopLogprobs: 4),
+        };
+        var steps = new[] { 0, 3, 1, 9, 2, 5, 4 };
+        var forced = new int?[] { null, null, null, null, null, null, 17 };
+        var logits = RandomLogits(p.Length, 3000, seed: 21);
+
+        var batch = TokenSampler.NextBatch(logits, p, steps, forced);
+        for (var i = 0; i < p.Length; i++)
+        {
+            if (p[i].Greedy) continue;
+            var (token, logprob, top) = OneRow(logits[i], p[i], steps[i], forced[i]);
+            Assert.Equal(token, batch[i].Token);
+            Assert.Equal(logprob, batch[i].Logprob, 1e-6);
+            Assert.Equal(top.Select(e => e.Token), batch[i].Top.Select(e => e.Token));
+            Assert.All(top.Zip(batch[i].Top), e => Assert.Equal(e.First.Logprob, e.Second.Logprob, 1e-6));
+        }
+        Assert.Equal(17, batch[6].Token);
+        // Top-k 3 with 6 logprobs: three finite entries, then the three lowest masked ids at −∞, as the fork pads them.
+        Assert.Equal(3, batch[1].Top.Count(e => float.IsFinite(e.Logprob)));
+        Assert.Equal([0, 1, 2], batch[1].Top.Skip(3).Select(e => e.Token).Where(id => !batch[1].Top.Take(3).Any(f => f.Token == id)).Take(3).Concat([0, 1, 2]).Take(3));
+    }
+
+    /// <summary>The fork's sampler for one row, op by op: temperature, min-p, top-k, top-p, then an inverse-CDF draw.</summary>
+    private static (int Token, float Logprob, List<(int Token, float Logprob)> Top) OneRow(Tensor logits, SamplingParams p, int step, int? forced)
+    {
+        var scaled = logits / p.Temperature;
+        if (p.MinP > 0)
+        {
+            var probs = scaled.softmax(-1);
+            scaled = scaled.masked_fill(probs < probs.max() * p.MinP, double.NegativeInfinity);
+        }
+        if (p.TopK > 0) scaled = scaled.masked_fill(scaled < scaled.topk(p.TopK).values[-1], double.NegativeInfinity);
+        if (p.TopP < 1.0)
+        {
+            var (sorted, order) = scaled.sort(descending: true);
+            var drop = (sorted.softmax(-1).cumsum(-1) - sorted.softmax(-1)) > p.TopP;
+            scaled = scaled.scatter(0, order, sorted.masked_fill(drop, double.NegativeInfinity));
+        }
+        var processed = scaled.log_softmax(-1);
+        var mass = processed.exp().to(ScalarType.Float64).data<double>().ToArray();
+        var key = (uint)(p.Seed!.Value ^ (p.Seed.Value >> 32));
+        var u = (MLNode.Protocol.Poc.Murmur3.Mix((uint)step, key) + 0.5) / 4294967296.0;
+        var total = 0.0;
+        var running = mass.Select(m => total += m).ToArray();
+        var token = forced ?? Enumerable.Range(0, mass.Length).First(j => running[j] > u * total && mass[j] > 0);
+        var reported = p.Mode == LogprobsMode.Raw ? logits.log_softmax(-1) : processed;
+        var values = reported.data<float>().ToArray();
+        var top = Enumerable.Range(0, values.Length).Where(j => float.IsFinite(values[j])).OrderByDescending(j => values[j]).ThenBy(j => j)
+            .Concat(Enumerable.Range(0, values.Length).Where(j => !float.IsFinite(values[j])))
+            .Take(p.TopLogprobs).Select(j => (j, values[j])).ToList();
+        return (token, values[token], top);
+    }
+
     /// <summary>Distinct logits in [−30, 30] (a random permutation through a logistic quantile), so top-k has no ties.</summary>
     private static Tensor RandomLogits(int rows, int vocab, int seed)
     {

@@ -8,7 +8,7 @@ namespace MLNode.Engines.Llm.Sampling;
 /// tokens of log_softmax(logits / T) in descending order, the logprob of a chosen token, and the best token.
 /// On CUDA with the native library this is one fused kernel that reads the logits once; elsewhere, and as
 /// that kernel's oracle, the TorchSharp ops of <see cref="Reference"/>. Min-p, top-k and top-p masks are not
-/// covered: rows that use them go through <see cref="TokenSampler.Next"/>.
+/// covered: <see cref="StepTokens"/> applies them to the rows that use them.
 /// </summary>
 public static class BatchLogprobs
 {
@@ -25,7 +25,7 @@ public static class BatchLogprobs
     /// <summary>
     /// log_softmax, topk and gather. Equal values come in torch.topk's order, which libtorch leaves unspecified;
     /// the native kernel puts the lower id first. Scaling multiplies by 1 / T, as libtorch's division of a CUDA
-    /// tensor by a scalar (<see cref="TokenSampler.Next"/>) does, so both round alike there.
+    /// tensor by a scalar does, so both round alike there.
     /// </summary>
     public static (Tensor Values, Tensor Ids, Tensor ChosenLogprob, Tensor Argmax) Reference(Tensor logits, int k, Tensor? chosen = null, Tensor? temperature = null)
     {
