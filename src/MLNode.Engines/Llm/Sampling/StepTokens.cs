@@ -140,23 +140,25 @@ public sealed class StepTokens : IDisposable
             scaled = scaled.masked_fill(probs < probs.amax([-1], keepdim: true) * Floats(p.Select(x => x.MinP)), double.NegativeInfinity);
         }
         var vocab = scaled.shape[1];
-        if (p.Any(x => x.TopK > 0 && x.TopK < vocab))
+        var topK = p.Any(x => x.TopK > 0 && x.TopK < vocab);
+        if (!topK && p.All(x => x.TopP >= 1.0)) return scaled.log_softmax(-1);
+        // Both masks cut a tail of the descending order: one sort serves them, one scatter puts the result back.
+        var (sorted, order) = scaled.sort(-1, descending: true);
+        if (topK)
         {
             // A row without top-k compares against its smallest logit, which masks nothing.
-            var (sorted, _) = scaled.sort(-1, descending: true);
             var kth = sorted.gather(1, Column(tensor(p.Select(x => x.TopK > 0 && x.TopK < vocab ? x.TopK - 1L : vocab - 1).ToArray()), logits.device));
-            scaled = scaled.masked_fill(scaled < kth, double.NegativeInfinity);
+            sorted = sorted.masked_fill(sorted < kth, double.NegativeInfinity);
         }
         if (p.Any(x => x.TopP < 1.0))
         {
-            var (sorted, order) = scaled.sort(-1, descending: true);
             var mass = sorted.softmax(-1);
             // Drop a token once the tokens before it already cover top_p; the first always stays. Rows at top_p = 1 drop
             // nothing (their running sum may pass 1 by rounding).
             var drop = ((mass.cumsum(-1) - mass) > Floats(p.Select(x => x.TopP))).logical_and(Column(tensor(p.Select(x => x.TopP < 1.0).ToArray()), logits.device));
-            scaled = scaled.scatter(1, order, sorted.masked_fill(drop, double.NegativeInfinity));
+            sorted = sorted.masked_fill(drop, double.NegativeInfinity);
         }
-        return scaled.log_softmax(-1);
+        return scaled.scatter(1, order, sorted).log_softmax(-1);
     }
 
     /// <summary>Per-row values as a [rows, 1] column on <paramref name="device"/>.</summary>
