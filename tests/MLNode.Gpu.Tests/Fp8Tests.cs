@@ -160,7 +160,7 @@ public sealed class Fp8Tests : IDisposable
     }
 
     [Fact]
-    public void Fp8_linear_takes_the_tensor_core_kernel_for_two_to_64_rows()
+    public void Fp8_linear_takes_the_tensor_core_kernel_for_three_to_64_rows()
     {
         var cuda = Gpu.Require();
         var (available, reason) = NativeKernels.Fp8LinearMmaSupport(cuda);

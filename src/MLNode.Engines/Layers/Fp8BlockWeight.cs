@@ -36,11 +36,12 @@ public sealed class Fp8BlockWeight
     public const int FusedMaxRows = 8;
 
     /// <summary>
-    /// Rows of x from which the tensor-core kernel takes over from the fused one. One row stays on the fused kernel
-    /// (1.21–1.38× the bf16 GEMM, see <see cref="FusedMaxRows"/>): for a matrix-vector product an 8-row mma tile would
-    /// carry 7 rows of padding.
+    /// Rows of x from which the tensor-core kernel takes over from the fused one. For one or two rows an 8-row mma tile
+    /// carries mostly padding: measured on an H100 (benchmarks/kernels/fp8.py, both CUDA-graph timed), the tensor-core
+    /// kernel ran at 0.62–1.26× the fused one at 2 rows (slower on four of the six Qwen3 shapes) and 0.83–1.59× at 4 rows
+    /// (faster on four), so 3.
     /// </summary>
-    public const int MmaMinRows = 2;
+    public const int MmaMinRows = 3;
 
     /// <summary>
     /// Rows of x up to which the tensor-core kernel runs (its <see cref="NativeKernels.Fp8LinearMmaMaxRows"/>): it reads W
