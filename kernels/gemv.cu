@@ -44,7 +44,8 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarp) gemv(const T* x, const
   };
 
   // The first weight vectors depend on no earlier kernel: in a chained launch they stream in while the kernels before
-  // this one (the norm, attention) finish. Only x waits.
+  // this one (the norm, attention) finish. Only x waits. Then each group's successor is loaded before the group is
+  // summed, so a lane keeps loads in flight while it computes (the sums keep their order).
   int v = lane;
   uint4 raw[kUnroll];
   if (v + (kUnroll - 1) * kWarp < vectors) {
@@ -53,12 +54,19 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarp) gemv(const T* x, const
   }
   mlnode::wait_for_prior_grids();
   for (; v + (kUnroll - 1) * kWarp < vectors; v += kUnroll * kWarp) {
-    if (v != lane) {
+    const int after = v + kUnroll * kWarp;
+    const bool more = after + (kUnroll - 1) * kWarp < vectors;
+    uint4 next[kUnroll];
+    if (more) {
 #pragma unroll
-      for (int u = 0; u < kUnroll; u++) raw[u] = load_streaming(wr + v + u * kWarp);
+      for (int u = 0; u < kUnroll; u++) next[u] = load_streaming(wr + after + u * kWarp);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; u++) accumulate(raw[u], v + u * kWarp);
+    if (more) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; u++) raw[u] = next[u];
+    }
   }
   for (; v < vectors; v += kWarp) accumulate(load_streaming(wr + v), v);
 
