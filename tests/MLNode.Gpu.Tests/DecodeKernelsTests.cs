@@ -111,18 +111,19 @@ public class DecodeKernelsTests
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16)]
-    [InlineData(ScalarType.Float16)]
-    [InlineData(ScalarType.Float32)]
-    public void Swiglu_gate_matches_silu_times_up(ScalarType dtype)
+    [InlineData(ScalarType.BFloat16, 1000)]  // whole 16-byte vectors: one vector per thread
+    [InlineData(ScalarType.Float16, 1000)]
+    [InlineData(ScalarType.Float32, 1000)]
+    [InlineData(ScalarType.BFloat16, 999)]   // one element per thread
+    public void Swiglu_gate_matches_silu_times_up(ScalarType dtype, int width)
     {
         var cuda = Gpu.Require();
         using var scope = NewDisposeScope();
-        var gateUp = (randn([5, 1, 2 * 1000], generator: new Generator(31)) * 4).to(dtype).to(cuda);
+        var gateUp = (randn([5, 1, 2 * width], generator: new Generator(31)) * 4).to(dtype).to(cuda);
 
         var ours = NativeKernels.SiluMul(gateUp).to(ScalarType.Float64);
 
-        var parts = gateUp.split([1000, 1000], -1);
+        var parts = gateUp.split([width, width], -1);
         var expected = (nn.functional.silu(parts[0]) * parts[1]).to(ScalarType.Float64);
         // Both round silu and the product to the dtype; libtorch's exp may differ from ours by an ulp of float32,
         // which can move a rounding by one ulp of the dtype (2^-7 relative bf16, 2^-10 fp16): two ulps bound it.
