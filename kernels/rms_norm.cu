@@ -16,6 +16,24 @@ __device__ __forceinline__ void write_row(const T* x, const T* __restrict__ w, T
   }
 }
 
+// write_row a vector at a time: thread t writes vectors t, t + kBlockThreads, … of the row.
+template <typename T>
+__device__ __forceinline__ void write_vectors(const T* x, const T* __restrict__ w, T* __restrict__ y, int vectors, float inv_rms) {
+  constexpr int kVec = mlnode::kPerVector<T>;
+  for (int v = threadIdx.x; v < vectors; v += kBlockThreads) {
+    float xf[kVec], wf[kVec];
+    mlnode::unpack<T>(reinterpret_cast<const uint4*>(x)[v], xf);
+    mlnode::unpack<T>(reinterpret_cast<const uint4*>(w)[v], wf);
+    mlnode::Vector<T> out;
+#pragma unroll
+    for (int e = 0; e < kVec; e++) {
+      const T normed = mlnode::from_float<T>(xf[e] * inv_rms);
+      out.values[e] = mlnode::from_float<T>(wf[e] * mlnode::load_float(&normed, 0));
+    }
+    reinterpret_cast<uint4*>(y)[v] = out.raw;
+  }
+}
+
 // Short rows (per-head q/k norms, width ≤ 1024): one warp per row.
 template <typename T>
 __global__ void rms_norm_warp(const T* x, const T* w, T* y, long long rows, int width, float eps) {
@@ -45,25 +63,41 @@ __device__ __forceinline__ float block_sum(float partial_sum) {
   return total;
 }
 
-// Hidden-state rows: one block per row; warp partials combined in warp order.
-template <typename T>
+// Hidden-state rows: one block per row; warp partials combined in warp order. Rows of whole 16-byte vectors (kVectors)
+// are read and written a vector at a time, thread t taking vectors t, t + kBlockThreads, …: a decode step's few rows are
+// bound by the latency of these loads, and a vector load brings eight bf16 at once.
+template <typename T, bool kVectors>
 __global__ void rms_norm_block(const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y, int width, float eps) {
   mlnode::let_dependents_start();
   mlnode::wait_for_prior_grids();
   const T* xr = x + (long long)blockIdx.x * width;
+  T* yr = y + (long long)blockIdx.x * width;
   float sum = 0.f;
-  // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
+  if constexpr (kVectors) {
+    constexpr int kVec = mlnode::kPerVector<T>;
+    const int vectors = width / kVec;
+    for (int v = threadIdx.x; v < vectors; v += kBlockThreads) {
+      float f[kVec];
+      mlnode::unpack<T>(reinterpret_cast<const uint4*>(xr)[v], f);
+#pragma unroll
+      for (int e = 0; e < kVec; e++) sum = fmaf(f[e], f[e], sum);
+    }
+    write_vectors(xr, w, yr, vectors, rsqrtf(block_sum(sum) / width + eps));
+  } else {
+    // Unrolled so that several loads are in flight: a decode step's single row is bound by their latency.
 #pragma unroll 4
-  for (int i = threadIdx.x; i < width; i += kBlockThreads) {
-    const float v = mlnode::load_float(xr, i);
-    sum = fmaf(v, v, sum);
+    for (int i = threadIdx.x; i < width; i += kBlockThreads) {
+      const float v = mlnode::load_float(xr, i);
+      sum = fmaf(v, v, sum);
+    }
+    write_row(xr, w, yr, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
   }
-  write_row(xr, w, y + (long long)blockIdx.x * width, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
 }
 
-// The residual sum and its norm in one pass: sum = dtype(x + r) (the eager add's rounding), y = RMSNorm(sum).
-// Each thread reads back only the sums it wrote itself.
-template <typename T>
+// The residual sum and its norm in one pass: sum = dtype(x + r) (the eager add's rounding), y = RMSNorm(sum), with the
+// elements taken in rms_norm_block's order, so y equals rms_norm_block(sum) bit for bit. Each thread reads back only the
+// sums it wrote itself.
+template <typename T, bool kVectors>
 __global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict__ r, const T* __restrict__ w, T* __restrict__ sum_out,
                                    T* __restrict__ y, int width, float eps) {
   mlnode::let_dependents_start();
@@ -71,14 +105,33 @@ __global__ void add_rms_norm_block(const T* __restrict__ x, const T* __restrict_
   const long long offset = (long long)blockIdx.x * width;
   T* sr = sum_out + offset;
   float sum = 0.f;
+  if constexpr (kVectors) {
+    constexpr int kVec = mlnode::kPerVector<T>;
+    const int vectors = width / kVec;
+    for (int v = threadIdx.x; v < vectors; v += kBlockThreads) {
+      float a[kVec], b[kVec];
+      mlnode::unpack<T>(reinterpret_cast<const uint4*>(x + offset)[v], a);
+      mlnode::unpack<T>(reinterpret_cast<const uint4*>(r + offset)[v], b);
+      mlnode::Vector<T> rounded;
+#pragma unroll
+      for (int e = 0; e < kVec; e++) {
+        rounded.values[e] = mlnode::from_float<T>(__fadd_rn(a[e], b[e]));
+        const float s = mlnode::load_float(&rounded.values[e], 0);
+        sum = fmaf(s, s, sum);
+      }
+      reinterpret_cast<uint4*>(sr)[v] = rounded.raw;
+    }
+    write_vectors(sr, w, y + offset, vectors, rsqrtf(block_sum(sum) / width + eps));
+  } else {
 #pragma unroll 4
-  for (int i = threadIdx.x; i < width; i += kBlockThreads) {
-    const T rounded = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(x + offset, i), mlnode::load_float(r + offset, i)));
-    sr[i] = rounded;
-    const float v = mlnode::load_float(&rounded, 0);
-    sum = fmaf(v, v, sum);
+    for (int i = threadIdx.x; i < width; i += kBlockThreads) {
+      const T rounded = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(x + offset, i), mlnode::load_float(r + offset, i)));
+      sr[i] = rounded;
+      const float v = mlnode::load_float(&rounded, 0);
+      sum = fmaf(v, v, sum);
+    }
+    write_row(sr, w, y + offset, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
   }
-  write_row(sr, w, y + offset, width, rsqrtf(block_sum(sum) / width + eps), threadIdx.x, kBlockThreads);
 }
 
 }  // namespace
@@ -99,8 +152,10 @@ MLNODE_API mlnode_status mlnode_rms_norm(const void* x, const void* w, void* y, 
       return mlnode::check_launch("rms_norm", mlnode::launch_chained(rms_norm_warp<T>, (unsigned)blocks, kBlockThreads, 0, s, static_cast<const T*>(x),
                                                                      static_cast<const T*>(w), static_cast<T*>(y), rows, width, eps));
     }
-    return mlnode::check_launch("rms_norm", mlnode::launch_chained(rms_norm_block<T>, (unsigned)rows, kBlockThreads, 0, s, static_cast<const T*>(x),
-                                                                   static_cast<const T*>(w), static_cast<T*>(y), width, eps));
+    const bool vectors = width % mlnode::kPerVector<T> == 0 && mlnode::aligned16(x) && mlnode::aligned16(w) && mlnode::aligned16(y);
+    return mlnode::check_launch("rms_norm", mlnode::launch_chained(vectors ? rms_norm_block<T, true> : rms_norm_block<T, false>, (unsigned)rows,
+                                                                   kBlockThreads, 0, s, static_cast<const T*>(x), static_cast<const T*>(w),
+                                                                   static_cast<T*>(y), width, eps));
   });
 }
 
@@ -115,7 +170,10 @@ MLNODE_API mlnode_status mlnode_add_rms_norm(const void* x, const void* r, const
   auto s = static_cast<cudaStream_t>(stream);
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "add_rms_norm", [&](auto zero) {
     using T = decltype(zero);
-    return mlnode::check_launch("add_rms_norm", mlnode::launch_chained(add_rms_norm_block<T>, (unsigned)rows, kBlockThreads, 0, s,
+    const bool vectors = width % mlnode::kPerVector<T> == 0 && mlnode::aligned16(x) && mlnode::aligned16(r) && mlnode::aligned16(w) &&
+                         mlnode::aligned16(sum) && mlnode::aligned16(y);
+    return mlnode::check_launch("add_rms_norm", mlnode::launch_chained(vectors ? add_rms_norm_block<T, true> : add_rms_norm_block<T, false>,
+                                                                       (unsigned)rows, kBlockThreads, 0, s,
                                                                        static_cast<const T*>(x), static_cast<const T*>(r), static_cast<const T*>(w),
                                                                        static_cast<T*>(sum), static_cast<T*>(y), width, eps));
   });

@@ -34,10 +34,7 @@ __global__ void silu_mul_vectors(const T* gate_up, T* y, long long vectors, int 
   float g[kVec], u[kVec];
   mlnode::unpack<T>(in[col], g);
   mlnode::unpack<T>(in[width_vectors + col], u);
-  union {
-    uint4 raw;
-    T values[kVec];
-  } out;
+  mlnode::Vector<T> out;
 #pragma unroll
   for (int e = 0; e < kVec; e++) out.values[e] = silu_times<T>(g[e], u[e]);
   reinterpret_cast<uint4*>(y)[i] = out.raw;

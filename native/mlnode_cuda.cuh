@@ -46,6 +46,13 @@ template <> __device__ __forceinline__ __nv_bfloat16 from_float(float v) { retur
 // Elements of T in one 16-byte vector.
 template <typename T> constexpr int kPerVector = 16 / sizeof(T);
 
+// One 16-byte vector of T, filled element by element and stored at once.
+template <typename T>
+union Vector {
+  uint4 raw;
+  T values[kPerVector<T>];
+};
+
 // The float values of one 16-byte vector of T (exact: a bf16 is the high half of the float it stands for).
 template <typename T> __device__ __forceinline__ void unpack(const uint4& raw, float (&x)[kPerVector<T>]);
 template <> __device__ __forceinline__ void unpack<float>(const uint4& raw, float (&x)[4]) {

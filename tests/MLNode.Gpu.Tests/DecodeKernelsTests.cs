@@ -93,7 +93,8 @@ public class DecodeKernelsTests
     }
 
     [Theory]
-    [InlineData(ScalarType.BFloat16, 4096)]
+    [InlineData(ScalarType.BFloat16, 4096)]  // a vector at a time
+    [InlineData(ScalarType.BFloat16, 1030)]  // element by element
     [InlineData(ScalarType.Float32, 64)]
     public void Residual_norm_equals_the_add_then_the_norm_kernel(ScalarType dtype, long width)
     {

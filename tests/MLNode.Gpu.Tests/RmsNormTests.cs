@@ -7,10 +7,11 @@ public class RmsNormTests
 {
     public static TheoryData<ScalarType, long, long> Shapes => new()
     {
-        { ScalarType.BFloat16, 64, 4096 },   // hidden rows: one block per row
+        { ScalarType.BFloat16, 64, 4096 },   // hidden rows: one block per row, a 16-byte vector at a time
         { ScalarType.BFloat16, 4096, 128 },  // per-head q/k norm rows: one warp per row
         { ScalarType.Float16, 33, 5120 },
-        { ScalarType.Float32, 17, 1000 },    // a width no vector width divides
+        { ScalarType.Float32, 17, 1000 },    // a warp per row
+        { ScalarType.BFloat16, 5, 1030 },    // a block per row, element by element: no whole number of vectors
     };
 
     [Theory]
