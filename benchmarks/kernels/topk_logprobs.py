@@ -1,5 +1,6 @@
 """Fused top-k logprobs (kernels/topk_logprobs.cu) against PyTorch's log_softmax + topk + gather on the same
-logits: B in {1, 8, 64, 256} rows of a Qwen-sized vocabulary, float32 and bfloat16 logits, k = 20, the chosen
+logits: B in {1, 8, 64, 256} rows (decode steps) and 2048 (a teacher-forced replay scores every position of a
+completion at once) of a Qwen-sized vocabulary, float32 and bfloat16 logits, k = 20, the chosen
 token of every other row given and the rest the argmax. Bytes moved = B·V·element size (the logits, read once).
 Both sides are timed as CUDA graph replays (native.time_graph_ms): ours takes two launches of a few microseconds,
 which a host loop of ctypes calls could not keep fed; the host-launched time of ours is printed next to it.
@@ -55,7 +56,7 @@ def reference(logits, chosen):
 def main():
     torch.manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):
-        for rows in (1, 8, 64, 256):
+        for rows in (1, 8, 64, 256, 2048):
             # Distinct float32 logits in [-30, 30]: a random permutation per row through a logistic quantile.
             order = torch.rand(rows, VOCAB, dtype=torch.float64, device="cuda").argsort(-1)
             logits = (2.5 * torch.logit((order + 0.5) / VOCAB)).float().to(dtype)
