@@ -18,7 +18,8 @@ constexpr int kThreads = kWarps * kWarp;
 constexpr int kChunk = kThreads / 2;  // positions per block: two threads each
 constexpr int kQkvWarps = 8;
 
-template <typename T>
+// kPerLane: elements of a head per lane (a head of up to 32·kPerLane elements).
+template <typename T, int kPerLane>
 __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float eps, const T* cos, const T* sin, T* k_cache,
                            T* v_cache, const int64_t* slots, const int64_t* positions, T* q_out, int batch, int heads,
                            int kv_heads, int dim, long long capacity) {
@@ -39,31 +40,50 @@ __global__ void decode_qkv(const T* qkv, const T* q_norm, const T* k_norm, float
   }
   float* row = rows + warp * dim;
   const T* w = j < heads ? q_norm : k_norm;
+  const T* c = cos + (long long)b * dim;
+  const T* s = sin + (long long)b * dim;
+  // Every operand this lane needs — its elements i = lane + 32·k of the head, the norm's weights, the rotation's cos and
+  // sin — loaded up front: one memory round trip instead of one per stage (same arithmetic, same order).
+  float xs[kPerLane], ws[kPerLane], cs[kPerLane], ss[kPerLane];
+#pragma unroll
+  for (int k = 0; k < kPerLane; k++) {
+    const int i = lane + k * kWarp;
+    if (i < dim) {
+      xs[k] = mlnode::load_float(x, i);
+      ws[k] = w != nullptr ? mlnode::load_float(w, i) : 0.f;
+      cs[k] = mlnode::load_float(c, i);
+      ss[k] = mlnode::load_float(s, i);
+    }
+  }
   if (w != nullptr) {
     float sum = 0.f;
-    for (int i = lane; i < dim; i += kWarp) {
-      const float v = mlnode::load_float(x, i);
-      sum = fmaf(v, v, sum);
-    }
+#pragma unroll
+    for (int k = 0; k < kPerLane; k++)
+      if (lane + k * kWarp < dim) sum = fmaf(xs[k], xs[k], sum);
     const float inv_rms = rsqrtf(mlnode::warp_sum(sum) / dim + eps);
-    for (int i = lane; i < dim; i += kWarp) {
-      const T normed = mlnode::from_float<T>(mlnode::load_float(x, i) * inv_rms);
-      row[i] = mlnode::load_float(&normed, 0);
-      const T scaled = mlnode::from_float<T>(mlnode::load_float(w, i) * row[i]);
-      row[i] = mlnode::load_float(&scaled, 0);
+#pragma unroll
+    for (int k = 0; k < kPerLane; k++) {
+      const int i = lane + k * kWarp;
+      if (i >= dim) continue;
+      const T normed = mlnode::from_float<T>(xs[k] * inv_rms);
+      const T scaled = mlnode::from_float<T>(ws[k] * mlnode::load_float(&normed, 0));
+      row[i] = xs[k] = mlnode::load_float(&scaled, 0);
     }
   } else {
-    for (int i = lane; i < dim; i += kWarp) row[i] = mlnode::load_float(x, i);
+#pragma unroll
+    for (int k = 0; k < kPerLane; k++)
+      if (lane + k * kWarp < dim) row[lane + k * kWarp] = xs[k];
   }
   __syncwarp();
   T* out = j < heads ? q_out + ((long long)b * heads + j) * dim : k_cache + ((slot * kv_heads + (j - heads)) * capacity + position) * dim;
-  const T* c = cos + (long long)b * dim;
-  const T* s = sin + (long long)b * dim;
   const int half = dim / 2;
-  for (int i = lane; i < dim; i += kWarp) {
+#pragma unroll
+  for (int k = 0; k < kPerLane; k++) {
+    const int i = lane + k * kWarp;
+    if (i >= dim) continue;
     const float partner = row[i < half ? i + half : i - half];
-    const T x_cos = mlnode::from_float<T>(__fmul_rn(row[i], mlnode::load_float(c, i)));
-    const T rot_sin = mlnode::from_float<T>(__fmul_rn(i < half ? -partner : partner, mlnode::load_float(s, i)));
+    const T x_cos = mlnode::from_float<T>(__fmul_rn(xs[k], cs[k]));
+    const T rot_sin = mlnode::from_float<T>(__fmul_rn(i < half ? -partner : partner, ss[k]));
     out[i] = mlnode::from_float<T>(__fadd_rn(mlnode::load_float(&x_cos, 0), mlnode::load_float(&rot_sin, 0)));
   }
 }
@@ -269,8 +289,9 @@ MLNODE_API mlnode_status mlnode_decode_qkv(const void* qkv, const void* q_norm, 
   return mlnode::dispatch_float(static_cast<mlnode_dtype>(dtype), "decode_qkv", [&](auto zero) {
     using T = decltype(zero);
     const long long items = (long long)batch * (heads + 2 * kv_heads);
+    const auto kernel = head_dim <= 4 * kWarp ? decode_qkv<T, 4> : head_dim <= 8 * kWarp ? decode_qkv<T, 8> : decode_qkv<T, 16>;
     return mlnode::check_launch(
-        "decode_qkv", mlnode::launch_chained(decode_qkv<T>, (unsigned)((items + kQkvWarps - 1) / kQkvWarps), kQkvWarps * kWarp,
+        "decode_qkv", mlnode::launch_chained(kernel, (unsigned)((items + kQkvWarps - 1) / kQkvWarps), kQkvWarps * kWarp,
                                              sizeof(float) * kQkvWarps * head_dim, s, static_cast<const T*>(qkv), static_cast<const T*>(q_norm),
                                              static_cast<const T*>(k_norm), eps, static_cast<const T*>(cos), static_cast<const T*>(sin),
                                              static_cast<T*>(k_cache), static_cast<T*>(v_cache), slots, positions, static_cast<T*>(q_out),
