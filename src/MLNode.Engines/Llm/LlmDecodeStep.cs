@@ -36,13 +36,13 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
         var rows = (int)BitOperations.RoundUpToPowerOf2((uint)slots.Length);
         var bucket = Math.Min(cache.Capacity, (long)BitOperations.RoundUpToPowerOf2((ulong)Math.Max(span, MinSpan)));
         using var scope = NewDisposeScope();
-        var paddedIds = rows == slots.Length ? ids : cat([ids, ids.narrow(0, 0, 1).expand(rows - slots.Length)]);
+        var paddedIds = OnDevice(rows == slots.Length ? ids : cat([ids, ids.narrow(0, 0, 1).expand(rows - slots.Length)]));
         var (paddedSlots, paddedPositions) = (Upload(Padded(slots, rows)), Upload(Padded(positions, rows)));
         if (!_graphs.TryGetValue((rows, bucket), out var graph))
         {
             try
             {
-                _graphs[(rows, bucket)] = graph = Capture(OnDevice(paddedIds).clone(), paddedSlots, paddedPositions, bucket);
+                _graphs[(rows, bucket)] = graph = Capture(paddedIds.clone(), paddedSlots, paddedPositions, bucket);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -52,7 +52,7 @@ internal sealed class LlmDecodeStep(QwenForCausalLM model, KvCache cache, Device
                 return Eager(ids, slots, positions, span).MoveToOuterDisposeScope();
             }
         }
-        graph.Ids.copy_(OnDevice(paddedIds));
+        graph.Ids.copy_(paddedIds);
         graph.Slots.copy_(paddedSlots);
         graph.Positions.copy_(paddedPositions);
         graph.Graph.Replay();

@@ -161,12 +161,8 @@ public sealed class LlmGenerator : IAsyncDisposable
     /// </summary>
     private void DecodeAll(IReadOnlyList<Sequence> batch)
     {
+        // Only a single rank queues ahead, so with several there is never a step in flight here.
         var ahead = _ranks.Ranks.Count == 1;
-        if (!ahead)
-        {
-            EmitInFlight();
-            batch = [.. batch.Where(s => !s.Done)];
-        }
         var rows = batch.Where(s => s.InFlightRow < 0 || EndsAt(s, s.Tokens.Count + 1) is null).ToList();
         using var scope = NewDisposeScope();
         var started = Stopwatch.GetTimestamp();

@@ -35,11 +35,17 @@ public sealed class StepTokens : IDisposable
     {
         using var scope = NewDisposeScope();
         var k = Math.Max(1, p.Max(x => x.TopLogprobs));
-        var greedy = Enumerable.Range(0, p.Count).Where(i => p[i].Greedy).ToArray();
-        var sampled = Enumerable.Range(0, p.Count).Where(i => !p[i].Greedy).ToArray();
-        var parts = new List<(int[] Rows, Tensor[] Outputs)>();
-        if (greedy.Length > 0) parts.Add((greedy, Greedy(logits, unmasked, greedy, p, forced, k)));
-        if (sampled.Length > 0) parts.Add((sampled, Sampled(logits, unmasked, sampled, p, steps, forced, k)));
+        var parts = new List<(Tensor? Index, Tensor[] Outputs)>();
+        foreach (var greedy in new[] { true, false })
+        {
+            var rows = Enumerable.Range(0, p.Count).Where(i => p[i].Greedy == greedy).ToArray();
+            if (rows.Length == 0) continue;
+            // The rows of this kind, in the batch's order: all of them need no gather.
+            var index = rows.Length == p.Count ? null : PinnedUpload.Int64([.. rows.Select(i => (long)i)], logits.device);
+            var chosen = PinnedUpload.Int64([.. rows.Select(i => (long)(forced[i] ?? -1))], logits.device);
+            var part = rows.Select(i => p[i]).ToArray();
+            parts.Add((index, greedy ? Greedy(logits, unmasked, index, part, chosen, k) : Sampled(logits, unmasked, index, part, rows.Select(i => steps[i]), chosen, k)));
+        }
         // values [B, k], ids [B, k], chosen logprob [B], token [B], lowest masked ids [B, k]
         var outputs = parts.Count == 1 ? parts[0].Outputs : Merge(parts, p.Count, logits.device);
         return new StepTokens(outputs[3].DetachFromDisposeScope(), HostCopy.Start(outputs), p, k);
@@ -73,36 +79,28 @@ public sealed class StepTokens : IDisposable
     }
 
     /// <summary>Greedy rows: raw and processed distributions coincide; one fused pass reads the logits once.</summary>
-    private static Tensor[] Greedy(Tensor logits, Tensor? unmasked, int[] rows, IReadOnlyList<SamplingParams> p, IReadOnlyList<int?> forced, int k)
+    private static Tensor[] Greedy(Tensor logits, Tensor? unmasked, Tensor? index, SamplingParams[] p, Tensor chosen, int k)
     {
-        var device = logits.device;
-        var index = rows.Length == p.Count ? null : PinnedUpload.Int64([.. rows.Select(i => (long)i)], device);
-        Tensor Rows(Tensor all) => index is null ? all : all.index_select(0, index);
-        var subset = Rows(logits);
-        var chosen = PinnedUpload.Int64([.. rows.Select(i => (long)(forced[i] ?? -1))], device);
+        var subset = Rows(logits, index);
         if (unmasked is not null)
         {
             // The token is the masked argmax; Raw rows report the unmasked distribution at it, Processed rows the masked one.
             chosen = where(chosen < 0, subset.argmax(-1), chosen);
-            var raw = PinnedUpload.Of(tensor(rows.Select(i => p[i].Mode == LogprobsMode.Raw).ToArray()), device).unsqueeze(1);
-            subset = where(raw, Rows(unmasked), subset);
+            subset = where(Column(tensor(p.Select(x => x.Mode == LogprobsMode.Raw).ToArray()), logits.device), Rows(unmasked, index), subset);
         }
         var (values, ids, chosenLogprob, argmax) = BatchLogprobs.Compute(subset, k, chosen);
         return [values, ids, chosenLogprob, where(chosen < 0, argmax, chosen), ids];
     }
 
     /// <summary>Sampled rows: the processed distribution of each, a seeded inverse-CDF draw from it, the reported logprobs.</summary>
-    private static Tensor[] Sampled(Tensor logits, Tensor? unmasked, int[] rows, IReadOnlyList<SamplingParams> p, IReadOnlyList<int> steps,
-        IReadOnlyList<int?> forced, int k)
+    private static Tensor[] Sampled(Tensor logits, Tensor? unmasked, Tensor? index, SamplingParams[] sp, IEnumerable<int> steps, Tensor chosen, int k)
     {
         var device = logits.device;
-        var sp = rows.Select(i => p[i]).ToArray();
-        var index = PinnedUpload.Int64([.. rows.Select(i => (long)i)], device);
-        var subset = logits.index_select(0, index).to(ScalarType.Float32);
+        var subset = Rows(logits, index).to(ScalarType.Float32);
         var processed = Processed(subset, sp);
 
         // Inverse CDF with a counter-based uniform: u in (0, 1) from (seed, step), against the running sum in float64.
-        var u = Column(tensor(rows.Select(i => (Murmur3.Mix((uint)steps[i], DrawKey(p[i].Seed)) + 0.5) / 4294967296.0).ToArray()), device);
+        var u = Column(tensor(sp.Zip(steps, (x, step) => (Murmur3.Mix((uint)step, DrawKey(x.Seed)) + 0.5) / 4294967296.0).ToArray()), device);
         var probs = processed.exp().to(ScalarType.Float64);
         var cumulative = probs.cumsum(-1);
         var positive = probs > 0;
@@ -110,13 +108,12 @@ public sealed class StepTokens : IDisposable
         var vocab = probs.shape[1];
         var lastPositive = positive.flip(-1).to(ScalarType.Byte).argmax(-1).neg().add(vocab - 1);
         var drawn = where(hit.any(-1), hit.to(ScalarType.Byte).argmax(-1), lastPositive);
-        var chosen = PinnedUpload.Int64([.. rows.Select(i => (long)(forced[i] ?? -1))], device);
         var token = where(chosen < 0, drawn, chosen);
 
         var reported = processed;
         if (sp.Any(x => x.Mode == LogprobsMode.Raw))
         {
-            var raw = (unmasked is null ? subset : unmasked.index_select(0, index).to(ScalarType.Float32)).log_softmax(-1);
+            var raw = (unmasked is null ? subset : Rows(unmasked, index).to(ScalarType.Float32)).log_softmax(-1);
             reported = where(Column(tensor(sp.Select(x => x.Mode == LogprobsMode.Raw).ToArray()), device), raw, processed);
         }
         var (values, ids) = reported.topk(k);
@@ -161,21 +158,19 @@ public sealed class StepTokens : IDisposable
         return scaled.scatter(1, order, sorted).log_softmax(-1);
     }
 
+    private static Tensor Rows(Tensor all, Tensor? index) => index is null ? all : all.index_select(0, index);
+
     /// <summary>Per-row values as a [rows, 1] column on <paramref name="device"/>.</summary>
     private static Tensor Column(Tensor values, Device device) => PinnedUpload.Of(values, device).unsqueeze(1);
 
     private static uint DrawKey(long? seed) => seed is { } s ? (uint)(s ^ (s >> 32)) : (uint)Random.Shared.Next();
 
     /// <summary>The greedy and the sampled rows' outputs, each put back at its rows of the batch.</summary>
-    private static Tensor[] Merge(List<(int[] Rows, Tensor[] Outputs)> parts, int batch, Device device)
+    private static Tensor[] Merge(List<(Tensor? Index, Tensor[] Outputs)> parts, int batch, Device device)
     {
-        var first = parts[0].Outputs;
-        var merged = first.Select(t => empty([batch, .. t.shape[1..]], t.dtype, device)).ToArray();
-        foreach (var (rows, outputs) in parts)
-        {
-            var index = PinnedUpload.Int64([.. rows.Select(i => (long)i)], device);
-            for (var i = 0; i < merged.Length; i++) merged[i].index_copy_(0, index, outputs[i]);
-        }
+        var merged = parts[0].Outputs.Select(t => empty([batch, .. t.shape[1..]], t.dtype, device)).ToArray();
+        foreach (var (index, outputs) in parts)
+            for (var i = 0; i < merged.Length; i++) merged[i].index_copy_(0, index!, outputs[i]);
         return merged;
     }
 }
